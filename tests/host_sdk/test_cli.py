@@ -57,7 +57,11 @@ def test_boards_json_for_scripts() -> None:
     by_name = {board["name"]: board for board in listing}
     assert by_name["qemu-lm3s6965evb"]["memory"]["ram_bytes"] == 65536
     one = json.loads(shoal("boards", "show", "esp32-devkitc", "--json").stdout)
-    assert one["micropython"] == {"supported": True, "mpy_cross_march": "xtensawin", "port": "esp32"}
+    assert one["micropython"] == {
+        "supported": True,
+        "mpy_cross_march": "xtensawin",
+        "port": "esp32",
+    }
 
 
 def test_unknown_board_is_one_line_and_exit_2() -> None:
