@@ -1,0 +1,221 @@
+"""The gateway's MQTT side: one shared connection to the broker (aggregating mode).
+
+Responsible for: parsing broker URLs, connecting with credentials and TLS, keeping the
+upstream subscriptions as reference-counted topic filters (re-subscribed after every
+reconnect), publishing, and handing received messages to the asyncio loop. It knows nothing of
+MQTT-SN: the gateway decides who gets what.
+
+Why aggregating: a fleet of thousands of devices would otherwise hold thousands of broker
+connections (and broker memory, keep-alives, TLS handshakes) for devices that each send a few
+messages a minute. One connection carries all of them; per-device semantics that MQTT would tie
+to a connection (will messages, sessions) are kept by the gateway's session layer instead.
+
+Threads: paho-mqtt runs its network loop in its own thread; every callback into the gateway is
+passed through `loop.call_soon_threadsafe`, so gateway code runs only on the asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+
+from codegen.errors import ShoalInputError
+
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+# Broker-side in-flight window for QoS 1/2 publishes: paho's default of 20 caps one shared
+# connection at about 20 round trips' worth of messages, far below a fleet's rate.
+MAX_INFLIGHT_MESSAGES = 1000
+
+MessageHandler = Callable[[str, bytes, int, bool], None]
+"""Called on the asyncio loop with (topic, payload, qos, retain) for every broker message."""
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Where and how to reach the broker. `keepalive_s` in seconds."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    client_id: str = "shoal-gateway"
+    keepalive_s: int = 30
+
+
+def parse_broker_url(url: str, *, client_id: str = "shoal-gateway") -> BrokerSettings:
+    """`mqtt://[user[:password]@]host[:port]` or `mqtts://...` (TLS; default port 8883)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in DEFAULT_PORTS:
+        raise ShoalInputError(
+            f"broker URL {url!r}: scheme {parsed.scheme or '(none)'!r} is not supported "
+            "(use mqtt://host:port or mqtts://host:port)"
+        )
+    if not parsed.hostname:
+        raise ShoalInputError(f"broker URL {url!r}: no host (expected mqtt://host:port)")
+    try:
+        port = parsed.port or DEFAULT_PORTS[parsed.scheme]
+    except ValueError as exc:
+        raise ShoalInputError(f"broker URL {url!r}: port is not a number in 1..65535") from exc
+    if parsed.path not in ("", "/") or parsed.query:
+        raise ShoalInputError(f"broker URL {url!r}: unexpected path or query after host:port")
+    return BrokerSettings(
+        host=parsed.hostname,
+        port=port,
+        username=urllib.parse.unquote(parsed.username) if parsed.username else None,
+        password=urllib.parse.unquote(parsed.password) if parsed.password else None,
+        tls=parsed.scheme == "mqtts",
+        client_id=client_id,
+    )
+
+
+class MqttBridge:
+    """One paho-mqtt connection shared by every device behind the gateway.
+
+    Call order: `start()` (non-blocking; connects and reconnects in the background), then
+    `subscribe`/`unsubscribe`/`publish` from the asyncio loop, then `stop()`. Messages arrive via
+    `on_message` on the loop given to the constructor.
+    """
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        on_message: MessageHandler,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.settings = settings
+        self._on_message = on_message
+        self._loop = loop
+        self._filters: dict[str, list[int]] = {}  # filter -> [reference count, max qos]
+        self._lock = threading.Lock()
+        self.connected = asyncio.Event()
+        self.connections = 0  # successful CONNACKs, including reconnects
+        self.published = 0
+        self.received = 0
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        settings = self.settings
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        if settings.username is not None:
+            client.username_pw_set(settings.username, settings.password)
+        if settings.tls:
+            context = ssl.create_default_context(cafile=settings.ca_file)
+            client.tls_set_context(context)
+        client.max_inflight_messages_set(MAX_INFLIGHT_MESSAGES)
+        client.max_queued_messages_set(0)  # 0: unbounded while reconnecting; nothing dropped
+        client.reconnect_delay_set(min_delay=1, max_delay=2)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        return client
+
+    # paho thread -> asyncio loop ------------------------------------------------------------
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: object,
+        reason_code: mqtt.ReasonCode,
+        _properties: object,
+    ) -> None:
+        if reason_code.is_failure:
+            return
+        with self._lock:
+            filters = [(topic, qos) for topic, (_count, qos) in self._filters.items()]
+        for topic, qos in filters:
+            client.subscribe(topic, qos)
+        self._loop.call_soon_threadsafe(self._mark_connected, True)
+
+    def _handle_disconnect(self, *_args: object) -> None:
+        self._loop.call_soon_threadsafe(self._mark_connected, False)
+
+    def _mark_connected(self, up: bool) -> None:
+        if up:
+            self.connections += 1
+            self.connected.set()
+        else:
+            self.connected.clear()
+
+    def _handle_message(
+        self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
+    ) -> None:
+        self._loop.call_soon_threadsafe(
+            self._deliver, message.topic, bytes(message.payload), message.qos, bool(message.retain)
+        )
+
+    def _deliver(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        self.received += 1
+        self._on_message(topic, payload, qos, retain)
+
+    # gateway -> broker ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; reconnects forever until `stop()`."""
+        self._client.connect_async(
+            self.settings.host, self.settings.port, self.settings.keepalive_s
+        )
+        self._client.loop_start()
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait until the broker has accepted the connection (raises TimeoutError)."""
+        await asyncio.wait_for(self.connected.wait(), timeout_s)
+
+    def subscribe(self, topic_filter: str, qos: int, *, replay_retained: bool = True) -> None:
+        """Add one reference to `topic_filter`. The broker is asked on the first reference, on
+        a QoS upgrade, and (with `replay_retained`) again so that it replays retained messages
+        for the device that just subscribed."""
+        with self._lock:
+            entry = self._filters.get(topic_filter)
+            if entry is None:
+                self._filters[topic_filter] = [1, qos]
+                ask = True
+            else:
+                entry[0] += 1
+                ask = replay_retained or qos > entry[1]
+                entry[1] = max(entry[1], qos)
+            granted = self._filters[topic_filter][1]
+        if ask:
+            self._client.subscribe(topic_filter, granted)
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        """Drop one reference; the broker is told when the last one goes."""
+        with self._lock:
+            entry = self._filters.get(topic_filter)
+            if entry is None:
+                return
+            entry[0] -= 1
+            if entry[0] > 0:
+                return
+            del self._filters[topic_filter]
+        self._client.unsubscribe(topic_filter)
+
+    @property
+    def filters(self) -> dict[str, int]:
+        """Upstream filters and their reference counts."""
+        with self._lock:
+            return {topic: count for topic, (count, _qos) in self._filters.items()}
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """Publish upstream. QoS 1/2 messages are queued by paho while the broker is away and
+        sent after reconnecting; QoS 0 while disconnected is dropped (as MQTT allows)."""
+        self.published += 1
+        self._client.publish(topic, payload, qos=min(max(qos, 0), 2), retain=retain)
+
+    def stop(self) -> None:
+        """Disconnect and stop paho's network thread."""
+        self._client.disconnect()
+        self._client.loop_stop()

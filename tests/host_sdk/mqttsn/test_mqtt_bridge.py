@@ -1,0 +1,150 @@
+"""The gateway's shared MQTT connection against a real mosquitto on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.publish as mqtt_publish
+import paho.mqtt.subscribe as mqtt_subscribe
+import pytest
+
+from codegen.errors import ShoalInputError
+from host_sdk.broker import MosquittoBroker, find_mosquitto
+from host_sdk.mqttsn.mqtt_bridge import BrokerSettings, MqttBridge, parse_broker_url
+
+needs_mosquitto = pytest.mark.skipif(
+    find_mosquitto() is None, reason="mosquitto is not installed (apt-get install mosquitto)"
+)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mqtt://127.0.0.1:1883", BrokerSettings("127.0.0.1", 1883)),
+        ("mqtt://broker.local", BrokerSettings("broker.local", 1883)),
+        ("mqtts://b:8884", BrokerSettings("b", 8884, tls=True)),
+        ("mqtts://b", BrokerSettings("b", 8883, tls=True)),
+        ("mqtt://us%40er:p%3Ass@h:1", BrokerSettings("h", 1, username="us@er", password="p:ss")),
+    ],
+)
+def test_broker_urls(url: str, expected: BrokerSettings) -> None:
+    assert parse_broker_url(url) == expected
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("tcp://h:1883", r"scheme 'tcp' is not supported \(use mqtt://host:port"),
+        ("h:1883", r"scheme 'h' is not supported"),
+        ("mqtt://:1883", r"no host"),
+        ("mqtt://h:99999", r"port is not a number in 1..65535"),
+        ("mqtt://h:1883/x", r"unexpected path"),
+    ],
+)
+def test_bad_broker_urls(url: str, message: str) -> None:
+    with pytest.raises(ShoalInputError, match=message):
+        parse_broker_url(url)
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.sim
+@needs_mosquitto
+def test_refcounted_filters_resubscribe_after_broker_restart() -> None:
+    async def scenario(broker: MosquittoBroker) -> None:
+        got: list[tuple[str, bytes, int, bool]] = []
+        bridge = MqttBridge(
+            parse_broker_url(broker.url), lambda *m: got.append(m), asyncio.get_running_loop()
+        )
+        bridge.start()
+        try:
+            await bridge.wait_connected(5)
+            bridge.subscribe("fleet/+/up", 1)
+            bridge.subscribe("fleet/+/up", 0)
+            assert bridge.filters == {"fleet/+/up": 2}
+            await asyncio.sleep(0.2)
+            mqtt_publish.single("fleet/a/up", b"one", qos=1, hostname="127.0.0.1", port=broker.port)
+            await _until(lambda: len(got) == 1)
+            assert got[0] == ("fleet/a/up", b"one", 1, False)
+
+            broker.restart()
+            bridge.connected.clear()
+            await bridge.wait_connected(10)
+            await asyncio.sleep(0.3)
+            mqtt_publish.single("fleet/b/up", b"two", qos=1, hostname="127.0.0.1", port=broker.port)
+            await _until(lambda: len(got) == 2)
+            assert got[1][:2] == ("fleet/b/up", b"two")
+            assert bridge.connections >= 2
+
+            bridge.unsubscribe("fleet/+/up")
+            assert bridge.filters == {"fleet/+/up": 1}
+            bridge.unsubscribe("fleet/+/up")
+            assert bridge.filters == {}
+            await asyncio.sleep(0.3)
+            mqtt_publish.single("fleet/c/up", b"three", hostname="127.0.0.1", port=broker.port)
+            await asyncio.sleep(0.5)
+            assert len(got) == 2
+        finally:
+            bridge.stop()
+
+    with MosquittoBroker() as broker:
+        asyncio.run(scenario(broker))
+
+
+@pytest.mark.sim
+@needs_mosquitto
+def test_publish_reaches_a_subscriber_with_retain() -> None:
+    async def scenario(broker: MosquittoBroker) -> None:
+        bridge = MqttBridge(
+            parse_broker_url(broker.url), lambda *m: None, asyncio.get_running_loop()
+        )
+        bridge.start()
+        try:
+            await bridge.wait_connected(5)
+            bridge.publish("fleet/x/state", b"\x01\x02", 1, True)
+            await asyncio.sleep(0.3)
+        finally:
+            bridge.stop()
+
+    with MosquittoBroker() as broker:
+        asyncio.run(scenario(broker))
+        message = mqtt_subscribe.simple("fleet/x/state", hostname="127.0.0.1", port=broker.port)
+        assert (message.payload, message.retain) == (b"\x01\x02", True)
+
+
+@pytest.mark.sim
+@needs_mosquitto
+@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd missing")
+def test_username_and_password(tmp_path: Path) -> None:
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "gw", "s3cret"], check=True)
+    passwords.chmod(0o600)
+
+    async def connects(url: str) -> bool:
+        bridge = MqttBridge(parse_broker_url(url), lambda *m: None, asyncio.get_running_loop())
+        bridge.start()
+        try:
+            await bridge.wait_connected(2)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            bridge.stop()
+
+    extra = ["allow_anonymous false", f"password_file {passwords}"]
+    with MosquittoBroker(extra_config=extra) as broker:
+        assert asyncio.run(connects(f"mqtt://gw:s3cret@127.0.0.1:{broker.port}"))
+        assert not asyncio.run(connects(f"mqtt://gw:wrong@127.0.0.1:{broker.port}"))
+        assert not asyncio.run(connects(f"mqtt://127.0.0.1:{broker.port}"))
