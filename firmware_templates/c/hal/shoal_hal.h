@@ -1,0 +1,71 @@
+/*
+ * shoal_hal.h - the platform contract every Shoal firmware is written against.
+ *
+ * Responsible for: naming the handful of functions a platform (hal/qemu/<board>/, hal/posix/,
+ * a real MCU family) must provide so the MQTT-SN client, the model runtime and the apps never
+ * touch registers or OS calls themselves. Must not: grow board-specific knobs; a platform that
+ * needs configuration takes it from its own header or compile-time defines.
+ *
+ * Call order:
+ *   1. The platform's startup code runs first (on QEMU: copy .data, zero .bss, enable the FPU
+ *      when built for hard float, bring the UART up so early printf works).
+ *   2. main() calls shoal_hal_init() once, before any other shoal_hal_* function.
+ *   3. Everything else may be called from thread (main loop) context in any order.
+ *      None of these functions is safe to call from an interrupt handler unless stated.
+ *
+ * Ownership: shoal_hal_uart_write() reads `data` only during the call; the HAL keeps no
+ * pointer to caller memory. The HAL owns the UART and the system timer (SysTick on Cortex-M):
+ * firmware must not reprogram them.
+ *
+ * stdio: on platforms with newlib (QEMU boards), printf/puts/putchar go to the same UART
+ * through the `_write` syscall, line-buffered; shoal_hal_exit() flushes stdout first.
+ */
+#ifndef SHOAL_HAL_H
+#define SHOAL_HAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Start the millisecond clock and anything else the platform needs. Call once, first. */
+void shoal_hal_init(void);
+
+/* Send one byte on the console/transport UART; blocks while the transmitter is full. */
+void shoal_hal_uart_putc(uint8_t byte);
+
+/* Next received byte (0..255), or -1 at once when none is waiting (never blocks). */
+int shoal_hal_uart_getc(void);
+
+/* Send len bytes from data (blocking, in order); same UART as shoal_hal_uart_putc. */
+void shoal_hal_uart_write(const uint8_t *data, size_t len);
+
+/* Milliseconds since shoal_hal_init(); free-running, wraps after 2^32 ms (~49.7 days). */
+uint32_t shoal_hal_now_ms(void);
+
+/*
+ * A free-running counter for profiling, in platform ticks (wraps; subtract as uint32_t).
+ * QEMU models no DWT CYCCNT (it reads 0), so on QEMU boards this is derived from SysTick:
+ * periods of the core clock QEMU models since shoal_hal_init() (SHOAL_QEMU_CORE_HZ in
+ * hal/qemu/<board>/shoal_qemu_board.h: 12.5 MHz lm3s6965evb, 25 MHz mps2-an386). Emulated
+ * time is not emulated work: use host_sdk.hil.icount to count instructions.
+ */
+uint32_t shoal_hal_cycles(void);
+
+/* Sleep until the next interrupt (WFI on Cortex-M): lets an idle emulated board cost no CPU. */
+void shoal_hal_idle(void);
+
+/*
+ * Stop the firmware with an exit status (0 = success). On QEMU this is a semihosting
+ * SYS_EXIT_EXTENDED, so qemu-system-arm exits with `code` (0..255 observed by the host).
+ * Does not return.
+ */
+void shoal_hal_exit(int code) __attribute__((noreturn));
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHOAL_HAL_H */
