@@ -10,8 +10,10 @@ connections (and broker memory, keep-alives, TLS handshakes) for devices that ea
 messages a minute. One connection carries all of them; per-device semantics that MQTT would tie
 to a connection (will messages, sessions) are kept by the gateway's session layer instead.
 
-Threads: paho-mqtt runs its network loop in its own thread; every callback into the gateway is
-passed through `loop.call_soon_threadsafe`, so gateway code runs only on the asyncio loop.
+Event loop: paho-mqtt's network I/O runs on the asyncio loop itself (its external-loop hooks:
+the broker socket is an asyncio reader/writer, `loop_misc` runs every second), so publishing
+costs no thread switch and queued packets are written in batches; only the blocking TCP/TLS
+connect runs in an executor thread. Callbacks therefore reach the gateway on the loop.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 # Broker-side in-flight window for QoS 1/2 publishes: paho's default of 20 caps one shared
 # connection at about 20 round trips' worth of messages, far below a fleet's rate.
 MAX_INFLIGHT_MESSAGES = 1000
+
+RECONNECT_DELAY_S = 1.0
+MISC_INTERVAL_S = 1.0  # paho's keep-alive and retry bookkeeping
 
 MessageHandler = Callable[[str, bytes, int, bool], None]
 """Called on the asyncio loop with (topic, payload, qos, retain) for every broker message."""
@@ -99,6 +104,13 @@ class MqttBridge:
         self.connections = 0  # successful CONNACKs, including reconnects
         self.published = 0
         self.received = 0
+        self._stopping = False
+        self._connecting = False
+        self._reader_fd: int | None = None
+        self._writer_fd: int | None = None
+        self._misc_task: asyncio.Task[None] | None = None
+        self._reconnect_handle: asyncio.TimerHandle | None = None
+        self._loop_thread: int | None = None
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -116,13 +128,95 @@ class MqttBridge:
             client.tls_set_context(context)
         client.max_inflight_messages_set(MAX_INFLIGHT_MESSAGES)
         client.max_queued_messages_set(0)  # 0: unbounded while reconnecting; nothing dropped
-        client.reconnect_delay_set(min_delay=1, max_delay=2)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
+        client.on_socket_open = self._socket_open
+        client.on_socket_close = self._socket_close
+        client.on_socket_register_write = self._register_write
+        client.on_socket_unregister_write = self._unregister_write
         return client
 
-    # paho thread -> asyncio loop ------------------------------------------------------------
+    # paho's socket hooks -> asyncio reader/writer ------------------------------------------
+
+    def _on_loop(self, function: Callable[..., None], *args: object) -> None:
+        # paho calls the hooks from the connect executor thread too; the loop owns the fds.
+        if threading.get_ident() == self._loop_thread:
+            function(*args)
+        else:
+            self._loop.call_soon_threadsafe(function, *args)
+
+    def _socket_open(self, _client: mqtt.Client, _userdata: object, sock: object) -> None:
+        self._on_loop(self._add_reader, _fileno(sock))
+
+    def _socket_close(self, _client: mqtt.Client, _userdata: object, sock: object) -> None:
+        self._on_loop(self._remove_fd, _fileno(sock))
+
+    def _register_write(self, _client: mqtt.Client, _userdata: object, sock: object) -> None:
+        self._on_loop(self._add_writer, _fileno(sock))
+
+    def _unregister_write(self, _client: mqtt.Client, _userdata: object, sock: object) -> None:
+        self._on_loop(self._remove_writer, _fileno(sock))
+
+    def _add_reader(self, fd: int) -> None:
+        if fd < 0 or self._client.socket() is None:
+            return
+        self._reader_fd = fd
+        self._loop.add_reader(fd, self._readable)
+
+    def _add_writer(self, fd: int) -> None:
+        if fd < 0 or self._writer_fd == fd:
+            return
+        self._writer_fd = fd
+        self._loop.add_writer(fd, self._writable)
+
+    def _remove_writer(self, fd: int) -> None:
+        if self._writer_fd == fd:
+            self._loop.remove_writer(fd)
+            self._writer_fd = None
+
+    def _remove_fd(self, fd: int) -> None:
+        self._remove_writer(fd)
+        if self._reader_fd == fd:
+            self._loop.remove_reader(fd)
+            self._reader_fd = None
+
+    def _readable(self) -> None:
+        self._client.loop_read()
+
+    def _writable(self) -> None:
+        self._client.loop_write()
+
+    async def _misc_forever(self) -> None:
+        while True:
+            await asyncio.sleep(MISC_INTERVAL_S)
+            self._client.loop_misc()
+
+    def _schedule_connect(self, delay_s: float) -> None:
+        if self._stopping or self._reconnect_handle is not None:
+            return
+        self._reconnect_handle = self._loop.call_later(delay_s, self._begin_connect)
+
+    def _begin_connect(self) -> None:
+        self._reconnect_handle = None
+        if self._stopping or self._connecting:
+            return
+        self._connecting = True
+        attempt = self._loop.run_in_executor(None, self._client.reconnect)
+        attempt.add_done_callback(self._connect_done)
+
+    def _connect_done(self, attempt: asyncio.Future[mqtt.MQTTErrorCode]) -> None:
+        self._connecting = False
+        failed = attempt.cancelled() or attempt.exception() is not None  # retrieves it
+        if self._stopping:
+            if not failed:
+                self._client.disconnect()
+                self._client.loop_write()
+            return
+        if failed:
+            self._schedule_connect(RECONNECT_DELAY_S)
+
+    # paho callbacks (run on the loop) --------------------------------------------------------
 
     def _handle_connect(
         self,
@@ -142,6 +236,7 @@ class MqttBridge:
 
     def _handle_disconnect(self, *_args: object) -> None:
         self._loop.call_soon_threadsafe(self._mark_connected, False)
+        self._loop.call_soon_threadsafe(self._schedule_connect, RECONNECT_DELAY_S)
 
     def _mark_connected(self, up: bool) -> None:
         if up:
@@ -153,9 +248,7 @@ class MqttBridge:
     def _handle_message(
         self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
     ) -> None:
-        self._loop.call_soon_threadsafe(
-            self._deliver, message.topic, bytes(message.payload), message.qos, bool(message.retain)
-        )
+        self._deliver(message.topic, bytes(message.payload), message.qos, bool(message.retain))
 
     def _deliver(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         self.received += 1
@@ -164,11 +257,14 @@ class MqttBridge:
     # gateway -> broker ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect in the background; reconnects forever until `stop()`."""
+        """Connect in the background; reconnects forever until `stop()`. Call on the loop."""
+        self._loop_thread = threading.get_ident()
+        self._stopping = False
         self._client.connect_async(
             self.settings.host, self.settings.port, self.settings.keepalive_s
         )
-        self._client.loop_start()
+        self._misc_task = self._loop.create_task(self._misc_forever())
+        self._schedule_connect(0.0)
 
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait until the broker has accepted the connection (raises TimeoutError)."""
@@ -216,6 +312,27 @@ class MqttBridge:
         self._client.publish(topic, payload, qos=min(max(qos, 0), 2), retain=retain)
 
     def stop(self) -> None:
-        """Disconnect and stop paho's network thread."""
+        """Send DISCONNECT and close the connection; no reconnects after this. Call on the
+        loop."""
+        self._stopping = True
+        if self._reconnect_handle is not None:
+            self._reconnect_handle.cancel()
+            self._reconnect_handle = None
+        if self._misc_task is not None:
+            self._misc_task.cancel()
+            self._misc_task = None
+        if self._connecting:
+            return  # _connect_done disconnects when the attempt finishes
         self._client.disconnect()
-        self._client.loop_stop()
+        self._client.loop_write()  # flushes DISCONNECT; paho then closes the socket
+        for fd in {self._reader_fd, self._writer_fd} - {None}:
+            assert fd is not None
+            self._remove_fd(fd)
+        self.connected.clear()
+
+
+def _fileno(sock: object) -> int:
+    try:
+        return int(sock.fileno())  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError):
+        return -1

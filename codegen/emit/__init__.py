@@ -1,0 +1,1 @@
+"""Emitters: render firmware_templates/ from the IR and the plan."""

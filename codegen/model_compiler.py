@@ -1,0 +1,181 @@
+"""Public entry points of the model compiler: load, plan, generate.
+
+Responsible for: the API the CLI, `shoal check` and tests call (`load_model`, `plan_model`,
+`generate_model`), choosing the prefix, and writing the output atomically (everything is
+rendered into a temporary directory next to `out_dir` and moved into place only when complete,
+so an error leaves nothing half-written).
+
+Must not: contain op arithmetic or templates (those live in `ops`, `plan`, `emit`).
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from codegen.emit.c_model import emit_c
+from codegen.errors import ShoalInputError
+from codegen.ir.model import Model
+from codegen.loaders.tflite_loader import load_tflite
+from codegen.plan.model_plan import ModelPlan
+from codegen.plan.model_plan import plan_model as _plan_model
+
+BACKENDS = ("c", "micropython")
+C_RESERVED = {
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
+}
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """Budgets of a planned model (bytes, MACs)."""
+
+    arena_bytes: int
+    liveness_lower_bound_bytes: int
+    weights_bytes: int
+    macs_per_op: tuple[int, ...]
+    input_bytes: int
+    output_bytes: int
+
+
+@dataclass(frozen=True)
+class GeneratedModel:
+    """What `generate_model` wrote: the prefix, the files (absolute paths) and the budgets."""
+
+    prefix: str
+    backend: str
+    out_dir: Path
+    files: tuple[Path, ...]
+    summary: PlanSummary
+
+
+def load_model(model: Path | str | bytes) -> Model:
+    """Read a `.tflite` file (path) or bytes into the IR, rejecting unsupported models."""
+    if isinstance(model, bytes | bytearray):
+        return load_tflite(bytes(model), "<bytes>")
+    path = Path(model)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ShoalInputError(f"{path}: cannot read model file: {exc.strerror}") from exc
+    return load_tflite(data, str(path))
+
+
+def plan_model(model: Model) -> ModelPlan:
+    """Plan a loaded model: kernel calls, arena offsets, liveness lower bound, weight bytes."""
+    return _plan_model(model)
+
+
+def summarize(plan: ModelPlan) -> PlanSummary:
+    return PlanSummary(
+        arena_bytes=plan.arena_bytes,
+        liveness_lower_bound_bytes=plan.liveness_lower_bound_bytes,
+        weights_bytes=plan.weights_bytes,
+        macs_per_op=plan.macs,
+        input_bytes=plan.input.byte_size,
+        output_bytes=plan.output.byte_size,
+    )
+
+
+def sanitize_prefix(name: str) -> str:
+    """A C identifier from a file stem: invalid characters become '_', never starts with a digit."""
+    prefix = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not prefix or prefix[0].isdigit():
+        prefix = "m_" + prefix
+    if prefix in C_RESERVED or keyword.iskeyword(prefix):
+        prefix += "_model"
+    return prefix
+
+
+def generate_model(
+    model: Path | bytes,
+    out_dir: Path,
+    *,
+    prefix: str | None = None,
+    backend: str = "c",
+) -> GeneratedModel:
+    """Compile `model` into sources under `out_dir` (created if missing).
+
+    The prefix defaults to the model file's stem (``model`` for bytes), sanitised to a C
+    identifier. Files are written only when everything rendered; existing files of the same
+    names are replaced, other files in `out_dir` are left alone.
+    """
+    if backend not in BACKENDS:
+        raise ShoalInputError(f"backend '{backend}' is not supported (choose from: c, micropython)")
+    if backend == "micropython":
+        raise NotImplementedError("the MicroPython model backend is not implemented yet")
+    if prefix is not None and sanitize_prefix(prefix) != prefix:
+        raise ShoalInputError(
+            f"prefix '{prefix}' is not a C identifier (letters, digits, '_', not starting with "
+            f"a digit), e.g. '{sanitize_prefix(prefix)}'"
+        )
+    if isinstance(model, bytes | bytearray):
+        source_name = "<bytes>"
+        default_prefix = "model"
+        ir = load_tflite(bytes(model), source_name)
+    else:
+        source_name = Path(model).name
+        default_prefix = sanitize_prefix(Path(model).stem)
+        ir = load_model(model)
+    chosen = prefix or default_prefix
+    plan = plan_model(ir)
+    files = emit_c(ir, plan, chosen, source_name)
+    out_dir = Path(out_dir)
+    written = _write_atomically(out_dir, files)
+    return GeneratedModel(
+        prefix=chosen, backend=backend, out_dir=out_dir, files=written, summary=summarize(plan)
+    )
+
+
+def _write_atomically(out_dir: Path, files: dict[str, str]) -> tuple[Path, ...]:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".shoal-gen-", dir=out_dir.parent))
+    try:
+        for name, text in files.items():
+            (staging / name).write_text(text)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in files:
+            target = out_dir / name
+            (staging / name).replace(target)
+            written.append(target.resolve())
+        return tuple(written)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

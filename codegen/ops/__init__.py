@@ -1,0 +1,1 @@
+"""One module per TFLite operator: validation, compile-time parameters, cost."""

@@ -1,0 +1,8 @@
+"""MUL (int8 * int8 -> int8, broadcasting); arithmetic in `codegen.ops.elementwise`."""
+
+from __future__ import annotations
+
+from codegen.ops.elementwise import check, plan
+
+OP = "MUL"
+__all__ = ["OP", "check", "plan"]

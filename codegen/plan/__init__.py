@@ -1,0 +1,1 @@
+"""Model planning: arena offsets, per-op kernel calls, budgets."""

@@ -1,0 +1,613 @@
+"""The asyncio MQTT-SN gateway: UDP and serial listeners, access control, counters, and the
+bridge between `GatewayRegistry` (the sans-IO session layer) and one shared broker connection.
+
+Responsible for all gateway I/O: receiving datagrams (UDP) and frames (serial), passing them
+with the loop's monotonic clock to the registry, sending what the registry returns, running the
+registry's timers with one `loop.call_at` handle, mapping session events to the broker
+(publish, reference-counted subscribe/unsubscribe, wills of lost clients), routing broker
+messages back down, enforcing the configured allowlist, and publishing statistics. It must not
+contain protocol logic (that lives in `gateway_session`) or MQTT client code (`mqtt_bridge`).
+
+Mode: aggregating. Every device behind the gateway shares one MQTT connection to the broker.
+A fleet of thousands of devices that each send a few messages a minute would otherwise cost
+the broker thousands of TCP (and TLS) connections, keep-alives and session records; one
+connection carries them all and the broker sees one client. The per-device MQTT semantics
+that a broker would tie to a connection are kept here instead: the will of each device (the
+gateway publishes it when the device's keep-alive or sleep timer expires), its session
+(CleanSession=0 subscriptions and topic ids survive a reconnect), its subscriptions (the
+broker holds the union, reference-counted; the registry decides which device gets what) and
+its sleep buffer. What is given up: the broker cannot tell devices apart (its ACLs see only
+the gateway), so the gateway applies its own allowlist.
+
+Serial framing: each serial link (a pyserial URL: `socket://host:port` for a QEMU UART,
+`/dev/tty...`, `loop://`) carries one device. Messages travel as
+`COBS(message || CRC-16/CCITT-FALSE) || 0x00` (see `framing.py`): 0x00 only delimits frames,
+so after noise or a lost byte the receiver resynchronises at the next 0x00; frames that fail
+COBS or the CRC are dropped and counted as malformed. A `socket://` link that drops is
+reopened every `SERIAL_REOPEN_S` seconds until the gateway stops.
+
+Access control (config `[[allow]]`; no rules means everyone may do everything):
+- CONNECT from a client id no rule covers: answered CONNACK rc=0x03 (not supported), counted
+  in `acl_denied_connects`; the registry never sees it, so no session is created.
+- SUBSCRIBE to a filter the rule does not cover: answered SUBACK rc=0x03, counted in
+  `acl_denied_subscribes`; no broker subscription is made.
+- PUBLISH (or a will) to a topic the rule does not cover: the device gets its normal
+  acknowledgement (as an MQTT 3.1.1 broker does for an ACL-denied publish) but the message is
+  not forwarded, counted in `acl_denied_publishes`.
+
+Statistics: `Gateway.stats()` returns gateway totals (received, sent, dropped, malformed,
+retransmitted, ...) and per-client counters; every `stats_interval_s` seconds the totals (not
+the per-client table, which grows with the fleet) are published as JSON, QoS 0, not retained,
+on `shoal/gateway/<gateway id>/stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+
+from codegen.errors import ShoalInputError
+from host_sdk.mqttsn import codec
+from host_sdk.mqttsn.framing import DEFAULT_MAX_MESSAGE_BYTES, FrameDecoder, encode_frame
+from host_sdk.mqttsn.gateway_config import GatewayConfig
+from host_sdk.mqttsn.gateway_session import (
+    ClientLost,
+    GatewayEvent,
+    GatewayRegistry,
+    PublishUpstream,
+    SubscribeUpstream,
+    UnsubscribeUpstream,
+)
+from host_sdk.mqttsn.gateway_session import GatewayConfig as SessionConfig
+from host_sdk.mqttsn.mqtt_bridge import MqttBridge
+
+UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+SERIAL_REOPEN_S = 0.5
+SERIAL_READ_TIMEOUT_S = 0.05
+DEFAULT_STATS_INTERVAL_S = 10.0
+BROKER_WAIT_S = 5.0
+STATS_TOPIC = "shoal/gateway/{gateway_id}/stats"
+_log = logging.getLogger(__name__)
+
+
+def session_config(config: GatewayConfig) -> SessionConfig:
+    """The session-layer tunables derived from the gateway configuration."""
+    return SessionConfig(
+        gw_id=config.gateway_id,
+        predefined_topics={name: topic_id for topic_id, name in config.predefined_topics},
+        max_clients=config.max_clients,
+        keep_alive_factor=config.keepalive_grace,
+        t_retry_s=config.retry_s,
+        n_retry=config.max_retries,
+        max_buffered_messages=config.sleep_buffer_messages,
+    )
+
+
+@dataclass(frozen=True)
+class SerialAddress:
+    """The registry address of the one device on a serial link."""
+
+    url: str
+
+
+# Linux: like SO_RCVBUF/SO_SNDBUF but not capped by net.core.[rw]mem_max (needs CAP_NET_ADMIN).
+_SO_RCVBUFFORCE = 33
+_SO_SNDBUFFORCE = 32
+
+
+def _grow_buffer(sock: socket.socket, option: int, force_option: int) -> None:
+    """Ask for UDP_RECEIVE_BUFFER_BYTES; bursts from a fleet must not overflow the socket."""
+    sock.setsockopt(socket.SOL_SOCKET, option, UDP_RECEIVE_BUFFER_BYTES)
+    granted = sock.getsockopt(socket.SOL_SOCKET, option)
+    if granted < UDP_RECEIVE_BUFFER_BYTES and sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, force_option, UDP_RECEIVE_BUFFER_BYTES)
+
+
+def _message_type(datagram: bytes) -> int:
+    """The MQTT-SN type octet of `datagram` (short or 3-octet length form), or -1."""
+    if len(datagram) >= 2 and datagram[0] != 0x01:
+        return datagram[1]
+    if len(datagram) >= 4 and datagram[0] == 0x01:
+        return datagram[3]
+    return -1
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self._gateway._receive(addr, data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a departed client: nothing to do, keep serving.
+        self._gateway.udp_errors += 1
+
+
+class SerialLink:
+    """One serial device: a reader thread (pyserial has no asyncio API) feeding frames to the
+    loop, writes from the loop. Reopens `socket://` links that drop."""
+
+    def __init__(self, url: str, gateway: Gateway, loop: asyncio.AbstractEventLoop) -> None:
+        self.url = url
+        self.address = SerialAddress(url)
+        self.decoder = FrameDecoder(DEFAULT_MAX_MESSAGE_BYTES)
+        self.opens = 0
+        self.write_errors = 0
+        self._gateway = gateway
+        self._loop = loop
+        self._port: serial.SerialBase | None = None
+        self._port_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"serial {url}", daemon=True)
+
+    def start(self) -> None:
+        """Open the port now (raises serial.SerialException for a bad URL), then read."""
+        self._open()
+        self._thread.start()
+
+    def _open(self) -> None:
+        port = serial.serial_for_url(self.url, timeout=SERIAL_READ_TIMEOUT_S)
+        with self._port_lock:
+            self._port = port
+        self.opens += 1
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            port = self._port
+            if port is None:
+                if not self._reopen():
+                    return
+                continue
+            try:
+                data = port.read(max(1, port.in_waiting))
+            except (serial.SerialException, OSError):
+                self._close_port()
+                continue
+            if data:
+                self._loop.call_soon_threadsafe(self._gateway._receive_serial, self, data)
+
+    def _reopen(self) -> bool:
+        if not self.url.startswith("socket://"):
+            return False  # a device node that vanished does not come back by retrying
+        while not self._stopping.wait(SERIAL_REOPEN_S):
+            try:
+                self._open()
+                return True
+            except (serial.SerialException, OSError):
+                continue
+        return False
+
+    def _close_port(self) -> None:
+        with self._port_lock:
+            port, self._port = self._port, None
+        if port is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                port.close()
+
+    def write(self, message: bytes) -> None:
+        """Send one MQTT-SN message as a frame; dropped (and counted) while the link is down."""
+        port = self._port
+        if port is None:
+            self.write_errors += 1
+            return
+        try:
+            port.write(encode_frame(message))
+        except (serial.SerialException, OSError):
+            self.write_errors += 1
+
+    def stop(self) -> None:
+        """Stop reading and close the port."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self._close_port()
+
+
+class Gateway:
+    """The MQTT-SN gateway. Call order: `await start()`, serve, `await stop()`."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        stats_interval_s: float | None = DEFAULT_STATS_INTERVAL_S,
+        on_stats: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = GatewayRegistry(session_config(config))
+        self.stats_interval_s = stats_interval_s
+        self.stats_topic = STATS_TOPIC.format(gateway_id=config.gateway_id)
+        self.on_stats = on_stats
+        self.udp_errors = 0
+        self.internal_errors = 0
+        self.udp_receive_buffer_bytes = 0  # what the kernel granted (Linux reports 2x)
+        self.acl_denied_connects = 0
+        self.acl_denied_subscribes = 0
+        self.acl_denied_publishes = 0
+        self.wills_published = 0
+        self.serial_links: dict[SerialAddress, SerialLink] = {}
+        self.bridge: MqttBridge | None = None
+        self._acl = bool(config.allow)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+        self._started_at = 0.0
+
+    # ---- life cycle -----------------------------------------------------------------------
+
+    async def start(self, *, broker_wait_s: float = BROKER_WAIT_S) -> None:
+        """Bind the UDP socket, open serial links and connect to the broker (waiting up to
+        `broker_wait_s` seconds; the gateway serves anyway and keeps reconnecting)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._started_at = time.monotonic()
+        self.bridge = MqttBridge(self.config.broker, self._on_broker_message, loop)
+        self.bridge.start()
+        try:
+            if self.config.udp is not None:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    _grow_buffer(sock, socket.SO_RCVBUF, _SO_RCVBUFFORCE)
+                    _grow_buffer(sock, socket.SO_SNDBUF, _SO_SNDBUFFORCE)
+                    self.udp_receive_buffer_bytes = sock.getsockopt(
+                        socket.SOL_SOCKET, socket.SO_RCVBUF
+                    )
+                    sock.bind(self.config.udp)
+                except OSError as exc:
+                    sock.close()
+                    host, port = self.config.udp
+                    raise ShoalInputError(
+                        f"UDP listener {host}:{port}: cannot bind ({exc.strerror}); "
+                        "give a free local address and port (port 0 picks one)"
+                    ) from exc
+                transport, _protocol = await loop.create_datagram_endpoint(
+                    lambda: _UdpProtocol(self), sock=sock
+                )
+                self._transport = transport
+            for url in self.config.serial:
+                link = SerialLink(url, self, loop)
+                try:
+                    link.start()
+                except (serial.SerialException, OSError, ValueError) as exc:
+                    raise ShoalInputError(
+                        f"serial link {url!r}: cannot open ({exc}); accepted: pyserial URLs "
+                        "such as socket://127.0.0.1:4000, /dev/ttyUSB0 or loop://"
+                    ) from exc
+                self.serial_links[link.address] = link
+        except BaseException:
+            await self.stop()
+            raise
+        with contextlib.suppress(TimeoutError):
+            await self.bridge.wait_connected(broker_wait_s)
+        if self.stats_interval_s:
+            self._stats_task = loop.create_task(self._publish_stats_forever(self.stats_interval_s))
+
+    async def stop(self) -> None:
+        """Close every listener and the broker connection. Sessions are not persisted."""
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
+            self._stats_task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        links = list(self.serial_links.values())
+        self.serial_links.clear()
+        if links:
+            await asyncio.get_running_loop().run_in_executor(None, _stop_links, links)
+        if self.bridge is not None:
+            bridge, self.bridge = self.bridge, None
+            bridge.stop()
+
+    @property
+    def bound_udp_address(self) -> tuple[str, int] | None:
+        """(host, port) the UDP socket is bound to (the real port when configured with 0)."""
+        if self._transport is None:
+            return None
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
+
+    # ---- device -> gateway ----------------------------------------------------------------
+
+    def _receive(self, address: Hashable, datagram: bytes) -> None:
+        try:
+            if self._acl and self._denied_by_acl(address, datagram):
+                return
+            assert self._loop is not None
+            out, events = self.registry.receive(address, datagram, self._loop.time())
+            if out:
+                self._send(out)
+            if events:
+                self._handle_events(events)
+            self._rearm()
+        except Exception:
+            # A bug must cost one datagram, never the gateway: count it, log it, keep serving.
+            self.internal_errors += 1
+            _log.exception("datagram from %s (%s) raised", _address_text(address), datagram.hex())
+
+    def _receive_serial(self, link: SerialLink, data: bytes) -> None:
+        if self.serial_links.get(link.address) is not link:
+            return  # arrived after stop()
+        for message in link.decoder.feed(data):
+            self._receive(link.address, message)
+
+    def _denied_by_acl(self, address: Hashable, datagram: bytes) -> bool:
+        """Answer (and count) a CONNECT or SUBSCRIBE the allowlist refuses."""
+        msg_type = _message_type(datagram)
+        if msg_type not in (codec.CONNECT, codec.SUBSCRIBE):
+            return False
+        try:
+            msg = codec.decode(datagram)
+        except codec.MqttSnDecodeError:
+            return False  # the registry counts it as malformed
+        if isinstance(msg, codec.Connect):
+            if self.config.may_connect(msg.client_id):
+                return False
+            self.acl_denied_connects += 1
+            self._send([(address, codec.encode(codec.Connack(codec.RC_NOT_SUPPORTED)))])
+            return True
+        if not isinstance(msg, codec.Subscribe):
+            return False
+        session = self.registry.sessions.get(address)
+        if session is None or not session.client_id:
+            return False  # the registry tells an unknown client to connect first
+        topic_filter = self._subscribe_target(msg)
+        if topic_filter is not None and self.config.may_subscribe(session.client_id, topic_filter):
+            return False
+        self.acl_denied_subscribes += 1
+        reply = codec.Suback(msg.topic_id, msg.msg_id, 0, codec.RC_NOT_SUPPORTED)
+        self._send([(address, codec.encode(reply))])
+        return True
+
+    def _subscribe_target(self, msg: codec.Subscribe) -> str | None:
+        if msg.topic_id_type == codec.TOPIC_NORMAL:
+            return msg.topic_name
+        if msg.topic_id_type == codec.TOPIC_PREDEFINED:
+            return self.registry.config.predefined_names.get(msg.topic_id)
+        try:
+            return codec.short_topic_name(msg.topic_id)
+        except codec.MqttSnDecodeError:
+            return None
+
+    # ---- gateway -> device ----------------------------------------------------------------
+
+    def _send(self, out: list[tuple[Hashable, bytes]]) -> None:
+        transport = self._transport
+        for address, datagram in out:
+            if type(address) is SerialAddress:
+                link = self.serial_links.get(address)
+                if link is not None:
+                    link.write(datagram)
+            elif transport is not None:
+                transport.sendto(datagram, address)  # type: ignore[arg-type]
+
+    # ---- session events -> broker -----------------------------------------------------------
+
+    def _handle_events(self, events: list[GatewayEvent]) -> None:
+        bridge = self.bridge
+        if bridge is None:
+            return
+        acl = self._acl
+        for event in events:
+            kind = type(event)
+            if kind is PublishUpstream:
+                assert isinstance(event, PublishUpstream)
+                if acl and not self.config.may_publish(event.client_id, event.topic):
+                    self.acl_denied_publishes += 1
+                    continue
+                bridge.publish(event.topic, event.payload, event.qos, event.retain)
+            elif kind is SubscribeUpstream:
+                assert isinstance(event, SubscribeUpstream)
+                bridge.subscribe(event.topic_filter, event.qos)
+            elif kind is UnsubscribeUpstream:
+                assert isinstance(event, UnsubscribeUpstream)
+                bridge.unsubscribe(event.topic_filter)
+            elif kind is ClientLost:
+                assert isinstance(event, ClientLost)
+                self._publish_will(bridge, event)
+
+    def _publish_will(self, bridge: MqttBridge, lost: ClientLost) -> None:
+        if not lost.will_topic:
+            return
+        if self._acl and not self.config.may_publish(lost.client_id, lost.will_topic):
+            self.acl_denied_publishes += 1
+            return
+        self.wills_published += 1
+        bridge.publish(lost.will_topic, lost.will_message, lost.will_qos, lost.will_retain)
+
+    def _on_broker_message(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        assert self._loop is not None
+        try:
+            out, events = self.registry.deliver_downstream(
+                topic, payload, qos, retain, self._loop.time()
+            )
+            if out:
+                self._send(out)
+            if events:
+                self._handle_events(events)
+            self._rearm()
+        except Exception:
+            self.internal_errors += 1
+            _log.exception("broker message on %r raised", topic)
+
+    # ---- registry timers --------------------------------------------------------------------
+
+    def _rearm(self) -> None:
+        deadline = self.registry.next_deadline()
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        assert self._loop is not None
+        try:
+            out, events = self.registry.tick(self._loop.time())
+            if out:
+                self._send(out)
+            if events:
+                self._handle_events(events)
+        except Exception:
+            self.internal_errors += 1
+            _log.exception("gateway timers raised")
+        finally:
+            self._rearm()  # the timers must keep running whatever happened
+
+    # ---- statistics -------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters as a JSON-ready dict: `gateway` totals (datagrams; serial frames that failed
+        framing are included in `malformed`), access-control and link figures, and `clients`
+        keyed by client id (or address for a session without one)."""
+        totals = self.registry.total_counters()
+        serial_malformed = sum(link.decoder.malformed for link in self.serial_links.values())
+        clients: dict[str, dict[str, Any]] = {}
+        for address, session in self.registry.sessions.items():
+            counters = session.counters
+            clients[session.client_id or _address_text(address)] = {
+                "address": _address_text(address),
+                "state": session.state,
+                "received": counters.received,
+                "sent": counters.sent,
+                "dropped": counters.dropped,
+                "malformed": counters.malformed,
+                "retransmitted": counters.retransmitted,
+            }
+        bridge = self.bridge
+        return {
+            "gateway_id": self.config.gateway_id,
+            "uptime_s": round(time.monotonic() - self._started_at, 3),
+            "gateway": {
+                "received": totals.received,
+                "sent": totals.sent,
+                "dropped": totals.dropped,
+                "malformed": totals.malformed + serial_malformed,
+                "retransmitted": totals.retransmitted,
+                "clients": len(self.registry.sessions),
+                "rejected_clients": self.registry.rejected_clients,
+                "acl_denied_connects": self.acl_denied_connects,
+                "acl_denied_subscribes": self.acl_denied_subscribes,
+                "acl_denied_publishes": self.acl_denied_publishes,
+                "wills_published": self.wills_published,
+                "udp_errors": self.udp_errors,
+                "internal_errors": self.internal_errors,
+                "udp_receive_buffer_bytes": self.udp_receive_buffer_bytes,
+            },
+            "broker": {
+                "connected": bool(bridge and bridge.connected.is_set()),
+                "connections": bridge.connections if bridge else 0,
+                "published": bridge.published if bridge else 0,
+                "received": bridge.received if bridge else 0,
+                "filters": len(bridge.filters) if bridge else 0,
+            },
+            "serial": {
+                link.url: {
+                    "frames": link.decoder.frames,
+                    "malformed": link.decoder.malformed,
+                    "opens": link.opens,
+                    "write_errors": link.write_errors,
+                }
+                for link in self.serial_links.values()
+            },
+            "clients": clients,
+        }
+
+    def publish_stats(self) -> dict[str, Any]:
+        """Publish the totals now (QoS 0) on `stats_topic`; returns the full stats dict."""
+        stats = self.stats()
+        summary = {key: value for key, value in stats.items() if key != "clients"}
+        if self.bridge is not None:
+            self.bridge.publish(self.stats_topic, json.dumps(summary).encode(), 0, False)
+        if self.on_stats is not None:
+            self.on_stats(stats)
+        return stats
+
+    async def _publish_stats_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.publish_stats()
+
+
+def _stop_links(links: list[SerialLink]) -> None:
+    for link in links:
+        link.stop()
+
+
+def _address_text(address: Hashable) -> str:
+    if isinstance(address, SerialAddress):
+        return address.url
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+async def serve_until_signal(
+    gateway: Gateway, on_ready: Callable[[Gateway], None] | None = None
+) -> None:
+    """Start `gateway`, call `on_ready`, serve until SIGINT or SIGTERM, then stop it."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await gateway.start()
+        if on_ready is not None:
+            on_ready(gateway)
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await gateway.stop()
+
+
+def run_gateway(
+    config: GatewayConfig,
+    *,
+    stats_interval_s: float | None = DEFAULT_STATS_INTERVAL_S,
+    on_ready: Callable[[Gateway], None] | None = None,
+    on_stats: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Run a gateway in a new event loop until SIGINT/SIGTERM (main thread only)."""
+    gateway = Gateway(config, stats_interval_s=stats_interval_s, on_stats=on_stats)
+    asyncio.run(serve_until_signal(gateway, on_ready))
+
+
+def print_ready(gateway: Gateway) -> None:
+    """The one line `shoal gateway` prints when it serves (tests read the address from it)."""
+    udp = gateway.bound_udp_address
+    udp_text = f"{udp[0]}:{udp[1]}" if udp else "-"
+    serial_text = ",".join(link.url for link in gateway.serial_links.values()) or "-"
+    print(f"gateway ready udp={udp_text} serial={serial_text}", flush=True)
+    if gateway.bridge is not None and not gateway.bridge.connected.is_set():
+        settings = gateway.config.broker
+        print(
+            f"warning: broker {settings.host}:{settings.port} not reachable yet; retrying",
+            file=sys.stderr,
+            flush=True,
+        )
