@@ -59,7 +59,10 @@ def test_installed_wheel_finds_its_boards_outside_the_checkout(wheel: Path, tmp_
         capture_output=True,
         timeout=300,
     )
-    # -S: no site-packages, so neither the editable install nor the checkout can be found.
+    # -S: the site module does not run, so the editable install's .pth finder is never loaded
+    # and the checkout cannot be found; the environment's site-packages is still on the path
+    # (after the wheel) for the third-party dependencies.
+    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
     result = subprocess.run(
         [
             sys.executable,
@@ -69,7 +72,7 @@ def test_installed_wheel_finds_its_boards_outside_the_checkout(wheel: Path, tmp_
             " templates_dir; print(boards_dir()); print(templates_dir()); sys.exit(main(['boards']))",
         ],
         cwd=tmp_path,
-        env={"PYTHONPATH": str(target)},
+        env={"PYTHONPATH": f"{target}:{site_packages}"},
         capture_output=True,
         text=True,
         timeout=60,
