@@ -71,10 +71,15 @@ tests() {
 
 demo() {
   setup
-  log "shoal doctor"
-  "$VENV/bin/shoal" doctor
+  local shoal=$VENV/bin/shoal model=tests/data/shoal_kws_tiny.tflite
+  log "shoal doctor: what this machine can run"
+  "$shoal" doctor
   log "shoal boards"
-  "$VENV/bin/shoal" boards
+  "$shoal" boards
+  log "shoal check $model --board qemu-mps2-an386"
+  "$shoal" check "$model" --board qemu-mps2-an386
+  log "shoal gen-model $model -o build/demo/kws"
+  "$shoal" gen-model "$model" -o build/demo/kws
 }
 
 all() {
