@@ -39,6 +39,7 @@ NUMPY_TYPES = {
 KERNEL_FAMILIES = {
     "fully_connected_s8": "fully_connected",
     "conv_2d_s8": "conv",
+    "conv_2d_direct_s8": "conv",
     "depthwise_conv_2d_s8": "conv",
     "average_pool_2d_s8": "pool",
     "binary_s8": "elementwise",

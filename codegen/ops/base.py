@@ -57,6 +57,9 @@ class OpPlan:
     in_place: bool = False
     # The kernel takes its inputs as one array of pointers (ops with a variable input count).
     inputs_as_array: bool = False
+    # The same op without scratch (slower); the planner uses it when the scratch would grow
+    # the arena.
+    without_scratch: OpPlan | None = None
 
 
 def tensor_problems(

@@ -2,12 +2,15 @@
 
 Responsible for: validation, SAME/VALID padding, folded bias, per-channel requantization,
 activation range, MACs. A 1x1, stride-1, unpadded convolution is a matrix product and is
-compiled to `fully_connected_s8`; everything else runs `conv_2d_s8`.
+compiled to `fully_connected_s8`; everything else runs `conv_2d_s8` (im2col scratch of one
+receptive field) or, when the planner has no room for that scratch, `conv_2d_direct_s8`.
 
 Must not: place tensors in memory.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from codegen.ir.model import Conv2DOptions, Model, Operator
 from codegen.ops.base import ArrayRef, OpPlan, operand, per_tensor_problems, tensor_problems
@@ -89,10 +92,10 @@ def plan(model: Model, op: Operator) -> OpPlan:
             act_max,
             (bias, multiplier, shift),
         )
-    return OpPlan(
+    direct = OpPlan(
         op_index=op.index,
         op=op.op,
-        kernel="conv_2d_s8",
+        kernel="conv_2d_direct_s8",
         inputs=(op.inputs[0], op.inputs[1]),
         outputs=(op.outputs[0],),
         params=(
@@ -121,4 +124,11 @@ def plan(model: Model, op: Operator) -> OpPlan:
         ),
         arrays=(bias, multiplier, shift),
         macs=batches * out_h * out_w * out_c * filter_h * filter_w * in_c,
+    )
+    # The fast kernel gathers each receptive field into scratch first.
+    return replace(
+        direct,
+        kernel="conv_2d_s8",
+        scratch_bytes=filter_h * filter_w * in_c,
+        without_scratch=direct,
     )

@@ -1,10 +1,12 @@
 """The whole-model plan: kernel calls in order, where every tensor lives, and the budgets.
 
 Responsible for: asking each op module for its kernel call, aliasing data-preserving ops
-(RESHAPE) onto their input, running elementwise ops in place when their input dies, lifetimes
-of every activation/state/scratch buffer, the arena offsets, the liveness lower bound and the
-weight bytes. Graph input and output are read/written in the caller's buffers, never copied
-into the arena.
+(RESHAPE, SQUEEZE, EXPAND_DIMS) onto their input, running elementwise ops in place when their
+input dies, lifetimes of every activation/state/scratch buffer, keeping an op's optional
+scratch (e.g. the CONV_2D im2col patch) only where it does not grow the arena, the arena
+offsets, the liveness lower bound and the weight bytes. Graph inputs and outputs are
+read/written in the caller's buffers (several packed back to back), never copied into the
+arena.
 
 Must not: print any backend syntax (the emitters do), or read files.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from codegen.ir.model import DTYPE_BYTES, Model, Tensor
 from codegen.ops.base import OpPlan
 from codegen.ops.registry import plan_op
-from codegen.plan.arena import BufferRequest, plan_arena
+from codegen.plan.arena import ArenaPlan, BufferRequest, plan_arena
 
 # Where a tensor's bytes are at run time.
 ARENA = "arena"
@@ -191,7 +193,8 @@ def _edge(model: Model, tensor_index: int, is_input: bool) -> EdgeInfo:
 def plan_model(model: Model) -> ModelPlan:
     """Plan a model that passed `check_supported`: kernel calls, memory, budgets."""
     n = len(model.operators)
-    op_plans = [plan_op(model, op) for op in model.operators]
+    fast_plans = [plan_op(model, op) for op in model.operators]
+    op_plans = list(fast_plans)
     graph_ins, graph_outs = set(model.inputs), set(model.outputs)
     last_use = _last_uses(model)
     producer: dict[int, int] = {}
@@ -273,17 +276,30 @@ def plan_model(model: Model) -> ModelPlan:
         size = max(model.tensors[t].byte_size for t in group)
         requests.append(BufferRequest(key=r, byte_size=size, first_op=first, last_op=last))
     scratch_key_base = len(model.tensors)
-    for op_plan in op_plans:
-        if op_plan.scratch_bytes and op_plan.op_index not in elided:
-            requests.append(
-                BufferRequest(
-                    key=scratch_key_base + op_plan.op_index,
-                    byte_size=op_plan.scratch_bytes,
-                    first_op=op_plan.op_index,
-                    last_op=op_plan.op_index,
-                )
+
+    def arena_for(plans: list[OpPlan]) -> ArenaPlan:
+        scratch = [
+            BufferRequest(
+                key=scratch_key_base + p.op_index,
+                byte_size=p.scratch_bytes,
+                first_op=p.op_index,
+                last_op=p.op_index,
             )
-    arena = plan_arena(requests)
+            for p in plans
+            if p.scratch_bytes and p.op_index not in elided
+        ]
+        return plan_arena([*requests, *scratch])
+
+    # Scratch that speeds an op up is kept only where it does not grow the arena.
+    op_plans = [p.without_scratch or p for p in op_plans]
+    arena = arena_for(op_plans)
+    for index, fast in enumerate(fast_plans):
+        if fast.without_scratch is None:
+            continue
+        trial = [*op_plans[:index], fast, *op_plans[index + 1 :]]
+        trial_arena = arena_for(trial)
+        if trial_arena.arena_bytes <= arena.arena_bytes:
+            op_plans, arena = trial, trial_arena
     offsets = dict(arena.offsets)
     for r, group in group_members.items():
         if r in offsets:

@@ -205,31 +205,97 @@ static inline int32_t shoal_dot4_dsp(const int8_t *a, const int8_t *b, int32_t a
 static inline int32_t shoal_dot_s8(const int8_t *a, const int8_t *b, int32_t n)
 {
     int32_t acc = 0;
-    int32_t i = 0;
+    int32_t k;
 #if defined(SHOAL_HAVE_DSP)
-    for (; i + 8 <= n; i += 8) {
-        acc = shoal_dot4_dsp(a + i, b + i, acc);
-        acc = shoal_dot4_dsp(a + i + 4, b + i + 4, acc);
+    for (k = n >> 2; k > 0; --k) {
+        acc = shoal_dot4_dsp(a, b, acc);
+        a += 4;
+        b += 4;
     }
-    if (i + 4 <= n) {
-        acc = shoal_dot4_dsp(a + i, b + i, acc);
-        i += 4;
-    }
+    k = n & 3;
 #else
-    for (; i + 16 <= n; i += 16) {
+    for (k = n >> 4; k > 0; --k) {
         int32_t part = 0;
         int j;
         for (j = 0; j < 16; ++j) {
-            part += (int32_t)a[i + j] * (int32_t)b[i + j];
+            part += (int32_t)a[j] * (int32_t)b[j];
         }
         acc += part;
+        a += 16;
+        b += 16;
     }
+    k = n & 15;
 #endif
-    for (; i < n; ++i) {
-        acc += (int32_t)a[i] * (int32_t)b[i];
+    for (; k > 0; --k) {
+        acc += (int32_t)*a++ * (int32_t)*b++;
     }
     return acc;
 }
+
+#if defined(SHOAL_HAVE_DSP)
+/* acc[k] += x[k] * w[k] for k = 0..3 (four independent channels). */
+static inline void shoal_mac4_lanes_dsp(const int8_t *x, const int8_t *w, int32_t *acc)
+{
+    const uint32_t xv = shoal_load4(x);
+    const uint32_t wv = shoal_load4(w);
+    const uint32_t xe = shoal_sxtb16(xv), xo = shoal_sxtb16_ror8(xv);
+    const uint32_t we = shoal_sxtb16(wv), wo = shoal_sxtb16_ror8(wv);
+    int32_t r;
+    __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(xe), "r"(we), "r"(acc[0]));
+    acc[0] = r;
+    __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(xo), "r"(wo), "r"(acc[1]));
+    acc[1] = r;
+    __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(xe), "r"(we), "r"(acc[2]));
+    acc[2] = r;
+    __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(xo), "r"(wo), "r"(acc[3]));
+    acc[3] = r;
+}
+
+/* Four dot products sharing the vector x (four weight rows), SMLAD only: the input word is
+ * loaded and sign-extended once per four MACs of all four rows. acc[k] += x . w_k. */
+static inline void shoal_dot4rows_dsp(const int8_t *x, const int8_t *w0, int32_t row_stride,
+                                      int32_t n, int32_t *acc)
+{
+    const int8_t *w1 = w0 + row_stride;
+    const int8_t *w2 = w1 + row_stride;
+    const int8_t *w3 = w2 + row_stride;
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+    int32_t k;
+    for (k = n >> 2; k > 0; --k) {
+        const uint32_t xv = shoal_load4(x);
+        const uint32_t xe = shoal_sxtb16(xv);
+        const uint32_t xo = shoal_sxtb16_ror8(xv);
+        uint32_t w = shoal_load4(w0);
+        s0 = shoal_smlad(xe, shoal_sxtb16(w), s0);
+        s0 = shoal_smlad(xo, shoal_sxtb16_ror8(w), s0);
+        w = shoal_load4(w1);
+        s1 = shoal_smlad(xe, shoal_sxtb16(w), s1);
+        s1 = shoal_smlad(xo, shoal_sxtb16_ror8(w), s1);
+        w = shoal_load4(w2);
+        s2 = shoal_smlad(xe, shoal_sxtb16(w), s2);
+        s2 = shoal_smlad(xo, shoal_sxtb16_ror8(w), s2);
+        w = shoal_load4(w3);
+        s3 = shoal_smlad(xe, shoal_sxtb16(w), s3);
+        s3 = shoal_smlad(xo, shoal_sxtb16_ror8(w), s3);
+        x += 4;
+        w0 += 4;
+        w1 += 4;
+        w2 += 4;
+        w3 += 4;
+    }
+    for (k = n & 3; k > 0; --k) {
+        const int32_t xi = *x++;
+        s0 += xi * *w0++;
+        s1 += xi * *w1++;
+        s2 += xi * *w2++;
+        s3 += xi * *w3++;
+    }
+    acc[0] = s0;
+    acc[1] = s1;
+    acc[2] = s2;
+    acc[3] = s3;
+}
+#endif
 
 /* Two dot products sharing the vector x (two weight rows): x is loaded and sign-extended
  * once per four MACs of both rows. Results are added to *acc0 and *acc1. */
@@ -238,35 +304,44 @@ static inline void shoal_dot2_s8(const int8_t *x, const int8_t *w0, const int8_t
 {
     int32_t s0 = *acc0;
     int32_t s1 = *acc1;
-    int32_t i = 0;
+    int32_t k;
 #if defined(SHOAL_HAVE_DSP)
-    for (; i + 4 <= n; i += 4) {
-        const uint32_t xv = shoal_load4(x + i);
+    for (k = n >> 2; k > 0; --k) {
+        const uint32_t xv = shoal_load4(x);
         const uint32_t x_even = shoal_sxtb16(xv);
         const uint32_t x_odd = shoal_sxtb16_ror8(xv);
-        const uint32_t a = shoal_load4(w0 + i);
-        const uint32_t b = shoal_load4(w1 + i);
+        const uint32_t a = shoal_load4(w0);
+        const uint32_t b = shoal_load4(w1);
         s0 = shoal_smlad(x_even, shoal_sxtb16(a), s0);
         s0 = shoal_smlad(x_odd, shoal_sxtb16_ror8(a), s0);
         s1 = shoal_smlad(x_even, shoal_sxtb16(b), s1);
         s1 = shoal_smlad(x_odd, shoal_sxtb16_ror8(b), s1);
+        x += 4;
+        w0 += 4;
+        w1 += 4;
     }
+    k = n & 3;
 #else
-    for (; i + 16 <= n; i += 16) {
+    for (k = n >> 4; k > 0; --k) {
         int32_t p0 = 0;
         int32_t p1 = 0;
         int j;
         for (j = 0; j < 16; ++j) {
-            p0 += (int32_t)x[i + j] * (int32_t)w0[i + j];
-            p1 += (int32_t)x[i + j] * (int32_t)w1[i + j];
+            p0 += (int32_t)x[j] * (int32_t)w0[j];
+            p1 += (int32_t)x[j] * (int32_t)w1[j];
         }
         s0 += p0;
         s1 += p1;
+        x += 16;
+        w0 += 16;
+        w1 += 16;
     }
+    k = n & 15;
 #endif
-    for (; i < n; ++i) {
-        s0 += (int32_t)x[i] * (int32_t)w0[i];
-        s1 += (int32_t)x[i] * (int32_t)w1[i];
+    for (; k > 0; --k) {
+        const int32_t xi = *x++;
+        s0 += xi * *w0++;
+        s1 += xi * *w1++;
     }
     *acc0 = s0;
     *acc1 = s1;

@@ -47,8 +47,15 @@ typedef struct {
     const int32_t *shift;
 } shoal_nn_conv_2d_s8_params_t;
 
+/* scratch: filter_h * filter_w * in_c bytes (one output pixel's receptive field). */
 void shoal_nn_conv_2d_s8(const shoal_nn_conv_2d_s8_params_t *p, const int8_t *input,
-                         const int8_t *weights, int8_t *output);
+                         const int8_t *weights, int8_t *output, void *scratch);
+
+/* The same without scratch (slower: reads the input once per output channel). */
+typedef shoal_nn_conv_2d_s8_params_t shoal_nn_conv_2d_direct_s8_params_t;
+
+void shoal_nn_conv_2d_direct_s8(const shoal_nn_conv_2d_direct_s8_params_t *p,
+                                const int8_t *input, const int8_t *weights, int8_t *output);
 
 typedef struct {
     int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, depth_multiplier;

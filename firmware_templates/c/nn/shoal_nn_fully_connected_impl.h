@@ -17,8 +17,25 @@ SHOAL_NN_INLINE void shoal_nn_fully_connected_s8_impl(const shoal_nn_fully_conne
     for (b = 0; b < p->batches; ++b) {
         const int8_t *x = input + (size_t)b * (size_t)depth;
         int8_t *y = output + (size_t)b * (size_t)p->out_depth;
+        o = 0;
+#if defined(SHOAL_HAVE_DSP)
+        /* Four output rows at a time share each load of the input vector. */
+        for (; o + 4 <= p->out_depth; o += 4) {
+            int32_t acc[4];
+            int k;
+            for (k = 0; k < 4; ++k) {
+                acc[k] = p->bias[o + k];
+            }
+            shoal_dot4rows_dsp(x, weights + (size_t)o * (size_t)depth, depth, depth, acc);
+            for (k = 0; k < 4; ++k) {
+                const int32_t v = shoal_requantize(acc[k], p->multiplier[o + k], p->shift[o + k])
+                                  + p->output_offset;
+                y[o + k] = (int8_t)shoal_clamp(v, p->act_min, p->act_max);
+            }
+        }
+#endif
         /* Two output rows at a time share each load of the input vector. */
-        for (o = 0; o + 2 <= p->out_depth; o += 2) {
+        for (; o + 2 <= p->out_depth; o += 2) {
             const int8_t *w = weights + (size_t)o * (size_t)depth;
             int32_t acc0 = p->bias[o];
             int32_t acc1 = p->bias[o + 1];

@@ -11,11 +11,10 @@
 #include "shoal_nn.h"
 #include "shoal_fixedpoint.h"
 
-#include "shoal_nn.h"
-#include "shoal_fixedpoint.h"
-
-/* sigmoid(i / 24) in unsigned Q0.16, i = 0..255: the values TFLite's int16 logistic and tanh
- * interpolate; reproduced exactly because bit-exactness depends on every entry. */
+/* sigmoid(i / 24) in unsigned Q0.16, i = 0..255, each sample raised by half the linear-
+ * interpolation error at its interval's midpoint; the last entry saturates. Derived by
+ * codegen/ops/sigmoid_table.py (tests/codegen/test_sigmoid_table.py keeps them equal);
+ * the int16 logistic/tanh of the LSTM gates interpolate it, so every entry matters. */
 static const uint16_t shoal_sigmoid_lut[256] = {
     32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149,
     40794, 41432, 42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369,
