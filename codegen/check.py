@@ -21,7 +21,7 @@ from codegen.ir.board import Board
 from codegen.ir.model import Model
 from codegen.loaders.tflite_loader import decode_tflite
 from codegen.ops.registry import op_problems
-from codegen.plan.model_plan import plan_model
+from codegen.plan.model_plan import ModelPlan, plan_model
 
 # .text bytes of each kernel source file for Cortex-M4 at -Os (arm-none-eabi-gcc 12.2,
 # -mthumb -ffunction-sections), measured 2026-11-27 by `bench/code_size.py`; the gen tests
@@ -39,11 +39,21 @@ CODE_TEXT_BYTES = {
 # fixed part of a generated model (invoke/reset bodies), bytes of .text; same measurement.
 STEP_TEXT_BYTES = 110
 MODEL_TEXT_BYTES = 0
+# MicroPython backend: .mpy bytes (mpy-cross -march=armv7emsp) of the kernel runtime
+# (shoal_nn + shoal_nn_viper), of a generated model module without its weights, and per kernel
+# call; measured 2026-11-27 on tflm_hello and tiny_kws. Weights are assumed frozen into flash.
+MICROPYTHON_RUNTIME_MPY_BYTES = 18250
+MICROPYTHON_MODEL_MPY_BYTES = 1100
+MICROPYTHON_STEP_MPY_BYTES = 100
+# Viper kernels on the MicroPython unix port took ~15x the time of the generated C (-O2) on the
+# same x86-64 host (tiny_kws, 2026-11-27); the board's cycles per MAC are for compiled C.
+MICROPYTHON_SLOWDOWN = 15.0
 DEFAULT_HEADROOM = 0.10
 
 VERDICT_OK = "deployable"
 VERDICT_UNSUPPORTED = "unsupported operators"
 VERDICT_TOO_BIG = "does not fit"
+VERDICT_NO_BACKEND = "backend not available on this board"
 
 
 @dataclass(frozen=True)
@@ -97,9 +107,21 @@ class DeployReport:
         return self.verdict == VERDICT_OK
 
 
+def _micropython_problems(model: Model, op_index: int) -> list[str]:
+    """Kernels the MicroPython runtime lacks (run only for ops the planner accepts)."""
+    from codegen.emit.micropython_model import supports_kernel
+    from codegen.ops.registry import plan_op
+
+    kernel = plan_op(model, model.operators[op_index]).kernel
+    return [] if supports_kernel(kernel) else [f"no MicroPython kernel for {kernel}"]
+
+
 # backend name -> extra per-op problems beyond the shared op validation (e.g. kernels a
-# backend lacks). Backends register here; "c" compiles every op the planner supports.
-BACKEND_OP_PROBLEMS: dict[str, Callable[[Model, int], list[str]]] = {"c": lambda _m, _i: []}
+# backend lacks); "c" compiles every op the planner supports.
+BACKEND_OP_PROBLEMS: dict[str, Callable[[Model, int], list[str]]] = {
+    "c": lambda _model, _op_index: [],
+    "micropython": _micropython_problems,
+}
 
 
 def check_model(
@@ -127,6 +149,9 @@ def check_model(
     for op in model.operators:
         problems = op_problems(model, op) or backend_problems(model, op.index)
         op_reports.append(OpReport(op.index, op.op, op.version, not problems, tuple(problems), 0))
+    backend_missing = (backend == "c" and not board.supports_c) or (
+        backend == "micropython" and not board.micropython.supported
+    )
     if backend == "c" and not board.supports_c:
         reasons.append(f"board {board.name} has no C toolchain (use --backend micropython)")
     if backend == "micropython" and not board.micropython.supported:
@@ -151,9 +176,7 @@ def check_model(
     op_reports = [
         OpReport(r.index, r.op, r.version, True, (), macs_by_op.get(r.index, 0)) for r in op_reports
     ]
-    kernel_files = {_kernel_file(step.plan.kernel) for step in plan.steps if not step.elided}
-    code = MODEL_TEXT_BYTES + STEP_TEXT_BYTES * sum(1 for s in plan.steps if not s.elided)
-    code += sum(CODE_TEXT_BYTES.get(name, 0) for name in kernel_files)
+    code = _code_bytes_estimate(plan, backend)
     io_bytes = plan.input.byte_size + plan.output.byte_size
     ram = _budget(plan.arena_bytes + io_bytes, board.memory.app_ram_bytes, headroom)
     flash = _budget(plan.weights_bytes + code, board.memory.app_flash_bytes, headroom)
@@ -170,8 +193,14 @@ def check_model(
             f"{headroom:.0%} headroom)"
         )
     total_macs = sum(plan.macs)
-    latency_ms = total_macs * board.cycles_per_int8_mac / board.clock_hz * 1000.0
-    verdict = VERDICT_OK if not reasons else VERDICT_TOO_BIG
+    cycles_per_mac = board.cycles_per_int8_mac
+    if backend == "micropython":
+        cycles_per_mac *= MICROPYTHON_SLOWDOWN
+    latency_ms = total_macs * cycles_per_mac / board.clock_hz * 1000.0
+    if backend_missing:
+        verdict = VERDICT_NO_BACKEND
+    else:
+        verdict = VERDICT_OK if not reasons else VERDICT_TOO_BIG
     return DeployReport(
         model=str(model_path), board=board.name, backend=backend, ops=tuple(op_reports),
         arena_bytes=plan.arena_bytes, liveness_lower_bound_bytes=plan.liveness_lower_bound_bytes,
@@ -179,6 +208,19 @@ def check_model(
         flash=flash, total_macs=total_macs, latency_ms_estimate=latency_ms, headroom=headroom,
         verdict=verdict, reasons=tuple(reasons),
     )  # fmt: skip
+
+
+def _code_bytes_estimate(plan: ModelPlan, backend: str) -> int:
+    calls = sum(1 for step in plan.steps if not step.elided)
+    if backend == "micropython":
+        return (
+            MICROPYTHON_RUNTIME_MPY_BYTES
+            + MICROPYTHON_MODEL_MPY_BYTES
+            + MICROPYTHON_STEP_MPY_BYTES * calls
+        )
+    kernel_files = {_kernel_file(step.plan.kernel) for step in plan.steps if not step.elided}
+    code = MODEL_TEXT_BYTES + STEP_TEXT_BYTES * calls
+    return code + sum(CODE_TEXT_BYTES.get(name, 0) for name in kernel_files)
 
 
 def _budget(needed: int, available: int, headroom: float) -> Budget:
@@ -211,7 +253,12 @@ def format_report(report: DeployReport) -> str:
             f"       usable = what the board leaves the application, less "
             f"{report.headroom:.0%} headroom",
             f"work   {report.total_macs} MACs; latency ~{report.latency_ms_estimate:.2f} ms "
-            "(estimate: MACs x cycles per MAC / clock)",
+            "(estimate: MACs x cycles per MAC / clock"
+            + (
+                f" x {MICROPYTHON_SLOWDOWN:g} for MicroPython)"
+                if report.backend == "micropython"
+                else ")"
+            ),
         ]
     lines.append("")
     lines.append(f"verdict: {report.verdict}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codegen.emit.c_model import emit_c
+from codegen.emit.micropython_model import emit_micropython
 from codegen.errors import ShoalInputError
 from codegen.ir.model import Model
 from codegen.loaders.tflite_loader import load_tflite
@@ -139,8 +140,6 @@ def generate_model(
     """
     if backend not in BACKENDS:
         raise ShoalInputError(f"backend '{backend}' is not supported (choose from: c, micropython)")
-    if backend == "micropython":
-        raise NotImplementedError("the MicroPython model backend is not implemented yet")
     if prefix is not None and sanitize_prefix(prefix) != prefix:
         raise ShoalInputError(
             f"prefix '{prefix}' is not a C identifier (letters, digits, '_', not starting with "
@@ -156,7 +155,8 @@ def generate_model(
         ir = load_model(model)
     chosen = prefix or default_prefix
     plan = plan_model(ir)
-    files = emit_c(ir, plan, chosen, source_name)
+    emit = emit_micropython if backend == "micropython" else emit_c
+    files = emit(ir, plan, chosen, source_name)
     out_dir = Path(out_dir)
     written = _write_atomically(out_dir, files)
     return GeneratedModel(

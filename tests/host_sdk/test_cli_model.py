@@ -128,3 +128,35 @@ def test_gen_model_float_model_writes_nothing(tmp_path: Path, float_model: Path)
     assert result.returncode == 2
     assert "operator 0 FULLY_CONNECTED" in result.stderr and "float model" in result.stderr
     assert not out.exists()
+
+
+def test_check_micropython_backend(shared_models_dir: Path) -> None:
+    from codegen.check import MICROPYTHON_SLOWDOWN
+
+    model = str(shared_models_dir / "tiny_kws.tflite")
+    result = shoal("check", model, "--board", "esp32-devkitc", "--backend", "micropython", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["backend"] == "micropython" and report["ok"]
+    expected_ms = report["total_macs"] * 3.0 * MICROPYTHON_SLOWDOWN / 240e6 * 1000
+    assert report["latency_ms_estimate"] == pytest.approx(expected_ms)
+    no_mp = shoal("check", model, "--board", "qemu-mps2-an386", "--backend", "micropython")
+    assert no_mp.returncode == 2
+    assert "verdict: backend not available on this board" in no_mp.stdout
+    assert "does not run MicroPython (use --backend c)" in no_mp.stdout
+
+
+def test_gen_model_micropython(tmp_path: Path, shared_models_dir: Path) -> None:
+    out = tmp_path / "mp"
+    result = shoal(
+        "gen-model",
+        str(shared_models_dir / "tflm_hello.tflite"),
+        "-o",
+        str(out),
+        "--backend",
+        "micropython",
+    )
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == {"tflm_hello.py", "shoal_nn.py", "shoal_nn_viper.py"}
+    module = (out / "tflm_hello.py").read_text()
+    assert "INPUT_BYTES = 1" in module and "def invoke(" in module and "def reset(" in module
