@@ -13,9 +13,16 @@ from codegen.resources import templates_dir
 pytestmark = pytest.mark.unit
 
 
-def test_c_table_equals_the_derived_table() -> None:
-    header = (templates_dir() / "c" / "nn" / "shoal_nn_lstm_impl.h").read_text()
-    body = header.split("shoal_sigmoid_lut[256] = {", 1)[1].split("}", 1)[0]
+@pytest.mark.parametrize(
+    ("path", "opening", "closing"),
+    [
+        ("c/nn/shoal_nn_lstm_impl.h", "shoal_sigmoid_lut[256] = {", "}"),
+        ("micropython/nn/shoal_nn.py", '_SIGMOID_LUT = array("H", (', ")"),
+    ],
+)
+def test_kernel_tables_equal_the_derived_table(path: str, opening: str, closing: str) -> None:
+    source = (templates_dir() / path).read_text()
+    body = source.split(opening, 1)[1].split(closing, 1)[0]
     assert tuple(int(value) for value in re.findall(r"\d+", body)) == sigmoid_table_q16()
 
 

@@ -579,8 +579,10 @@ def _one_over_one_plus_x(a):
 
 # --- UNIDIRECTIONAL_SEQUENCE_LSTM (integer 8x8->16) ------------------------------------------
 
-# sigmoid(i / 24) in unsigned Q0.16, i = 0..255: the table TFLite's int16 logistic/tanh
-# interpolate (the same values as Shoal's C kernel).
+# sigmoid(i / 24) in unsigned Q0.16, i = 0..255, midpoint-corrected for linear interpolation:
+# derived by codegen/ops/sigmoid_table.py (tests/codegen/test_sigmoid_table.py keeps this copy,
+# the C kernel's and the derivation equal). Stored, not computed here: ports with single-
+# precision floats would round some entries differently.
 _SIGMOID_LUT = array("H", (
     32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149,
     40794, 41432, 42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369,
