@@ -5,7 +5,12 @@ Measures, in one run on this machine, MQTT-SN clients (simulated over UDP) -> `s
 plain MQTT (paho) straight to mosquitto. Prints markdown tables. Not a test: nothing is
 asserted; numbers vary with the machine's load, so read the ratios.
 
-    .venv/bin/python bench/mqttsn_bench.py [--quick]
+    .venv/bin/python bench/mqttsn_bench.py [--quick] [--only TEXT] [--profile-gateway DIR]
+
+`--only` runs the scenarios whose name contains TEXT (and their peers); `--profile-gateway`
+runs the gateway under cProfile and writes one `<scenario>.pstats` per scenario into DIR.
+The gateway is started as `python -m host_sdk.cli gateway`, so PYTHONPATH (with the current
+directory outside the repository) selects which gateway code is measured.
 
 Each part runs in its own process (gateway, load generator, subscriber, broker) so that no two
 share a Python interpreter lock. Payloads are 32 bytes: sequence number, client number and the
@@ -44,6 +49,21 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def udp_receive_buffer_errors() -> int:
+    """Datagrams the kernel dropped for full UDP receive buffers, machine-wide (so that a loss
+    can be told apart: at a UDP socket, or further on at the broker or the subscriber)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    header, values = [row for row in lines if row[0] == "Udp:"][:2]
+    return int(values[header.index("RcvbufErrors")])
+
+
+def _cpu_or_nan(pid: int | None) -> float:
+    try:
+        return cpu_seconds(pid) if pid is not None else float("nan")
+    except (FileNotFoundError, ProcessLookupError):
+        return float("nan")
 
 
 def rss_bytes(pid: int) -> int:
@@ -98,12 +118,22 @@ def subscriber_main(
 # --- MQTT-SN load generator process ----------------------------------------------------------
 
 
+# PUBLISH with a 32-byte payload, built with one struct call per message so that the simulated
+# fleet costs the shared CPU little: length, type, flags, topic id, msg id, payload.
+PUBLISH_32 = struct.Struct(">BBBHH32s")
+PUBACK_TYPE = codec.PUBACK
+
+
 class SnClient(asyncio.DatagramProtocol):
-    """One simulated device: CONNECT, REGISTER bench/<n>, then PUBLISH as told."""
+    """One simulated device: CONNECT, REGISTER bench/<n>, then PUBLISH as told. In closed-loop
+    mode (`closed_loop_until` set) each PUBACK sends the next PUBLISH until that loop time."""
 
     def __init__(self, number: int, qos: int) -> None:
         self.number = number
         self.qos = qos
+        self.flags = codec.encode(codec.Publish(1, b"", qos, 1 if qos else 0))[2]
+        self.closed_loop_until: float | None = None
+        self.finished: asyncio.Future[None] | None = None
         self.transport: asyncio.DatagramTransport | None = None
         self.topic_id = 0
         self.ready = asyncio.Event()
@@ -119,6 +149,14 @@ class SnClient(asyncio.DatagramProtocol):
         transport.sendto(codec.encode(codec.Connect(f"b{self.number}", 600)))
 
     def datagram_received(self, data: bytes, _addr: object) -> None:
+        if len(data) == 7 and data[1] == PUBACK_TYPE:
+            # The hot path: no codec objects (the decoder is tested elsewhere).
+            if int.from_bytes(data[4:6], "big") == self.inflight:
+                self.inflight = None
+                self.acked += 1
+                self.ack.set()
+                self._next_in_closed_loop()
+            return
         message = codec.decode(data)
         if isinstance(message, codec.Connack):
             assert self.transport is not None
@@ -126,10 +164,17 @@ class SnClient(asyncio.DatagramProtocol):
         elif isinstance(message, codec.Regack):
             self.topic_id = message.topic_id
             self.ready.set()
-        elif isinstance(message, codec.Puback) and message.msg_id == self.inflight:
-            self.inflight = None
-            self.acked += 1
-            self.ack.set()
+
+    def _next_in_closed_loop(self) -> None:
+        until = self.closed_loop_until
+        if until is None:
+            return
+        if asyncio.get_running_loop().time() < until:
+            self.publish()
+        else:
+            self.closed_loop_until = None
+            if self.finished is not None and not self.finished.done():
+                self.finished.set_result(None)
 
     def publish(self) -> None:
         assert self.transport is not None
@@ -139,10 +184,9 @@ class SnClient(asyncio.DatagramProtocol):
         if self.qos == 1:
             self.inflight = self.msg_id
             self.ack.clear()
+        msg_id = self.msg_id if self.qos else 0
         self.transport.sendto(
-            codec.encode(
-                codec.Publish(self.topic_id, payload, self.qos, self.msg_id if self.qos else 0)
-            )
+            PUBLISH_32.pack(39, codec.PUBLISH, self.flags, self.topic_id, msg_id, payload)
         )
         self.sent += 1
 
@@ -172,16 +216,13 @@ async def run_load(
         await asyncio.sleep(0.01)
     deadline = loop.time() + duration_s
     if qos == 1 and rate is None and per_client_rate is None:
-
-        async def closed_loop(device: SnClient) -> None:
-            while loop.time() < deadline:
-                device.publish()
-                try:
-                    await asyncio.wait_for(device.ack.wait(), 2.0)
-                except TimeoutError:
-                    return
-
-        await asyncio.gather(*(closed_loop(d) for d in devices))
+        # Each PUBACK sends the next PUBLISH from the protocol callback (no task per message);
+        # a device whose PUBACK does not come within 2 s past the end stops there.
+        for device in devices:
+            device.finished = loop.create_future()
+            device.closed_loop_until = deadline
+            device.publish()
+        await asyncio.wait([d.finished for d in devices if d.finished], timeout=duration_s + 2)
     else:
         # Open loop: `rate` messages/s over all clients (or `per_client_rate` each, taken in
         # turn); a QoS 1 client with a message still in flight skips its turn (counted as not
@@ -279,10 +320,17 @@ class Row:
         return 0.0 if not self.offered else max(0.0, 1 - self.delivered / self.offered)
 
 
-def start_gateway(broker_url: str) -> tuple[subprocess.Popen[str], int]:
+def start_gateway(
+    broker_url: str, profile: Path | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    python = [sys.executable]
+    if profile is not None:
+        python += ["-m", "cProfile", "-o", str(profile)]
     process = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "shoal"),
+            *python,
+            "-m",
+            "host_sdk.cli",
             "gateway",
             "--broker",
             broker_url,
@@ -315,6 +363,7 @@ def run_scenario(
     rate: float | None = None,
     per_client: float | None = None,
     peer: bool = False,
+    profile_dir: Path | None = None,
 ) -> tuple[Row, int | None]:
     ctx = mp.get_context("spawn")
     sub_ready, sub_stop, connected, go = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
@@ -337,7 +386,10 @@ def run_scenario(
             time.sleep(0.5)
             cpu_before = 0.0
         else:
-            gateway, port = start_gateway(broker.url)
+            profile = None
+            if profile_dir is not None:
+                profile = profile_dir / f"{''.join(c if c.isalnum() else '_' for c in name)}.pstats"
+            gateway, port = start_gateway(broker.url, profile)
             rss_before = rss_bytes(gateway.pid)
             loader = ctx.Process(
                 target=load_main,
@@ -358,11 +410,24 @@ def run_scenario(
                 raise RuntimeError(f"{name}: clients did not connect")
             memory_per_client = (rss_bytes(gateway.pid) - rss_before) // clients
             cpu_before = cpu_seconds(gateway.pid)
+        others = {"load": loader.pid, "subscriber": subscriber.pid, "broker": broker.pid}
+        others_before = {role: _cpu_or_nan(pid) for role, pid in others.items()}
+        udp_drops_before = udp_receive_buffer_errors()
         go.set()
         offered = load_results.get(timeout=duration_s + 120)
+        others_after = {role: _cpu_or_nan(pid) for role, pid in others.items()}
         loader.join(10)
         time.sleep(0.5)
         cpu = cpu_seconds(gateway.pid) - cpu_before if gateway else 0.0
+        # Where the machine's CPU went (the load generator and the subscriber share it).
+        spent = ", ".join(
+            f"{role} {others_after[role] - others_before[role]:.2f}" for role in others
+        )
+        print(f"  {name}: CPU s during the run: gateway {cpu:.2f}, {spent}", file=sys.stderr)
+        udp_drops = udp_receive_buffer_errors() - udp_drops_before
+        print(
+            f"  {name}: UDP datagrams dropped by full receive buffers: {udp_drops}", file=sys.stderr
+        )
         sub_stop.set()
         delivered, _duplicates, latencies = sub_results.get(timeout=60)
         subscriber.join(10)
@@ -391,7 +456,13 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="short runs (smoke test of the script)"
     )
+    parser.add_argument("--only", default="", help="run only scenarios whose name has this")
+    parser.add_argument(
+        "--profile-gateway", type=Path, metavar="DIR", help="cProfile the gateway into DIR"
+    )
     args = parser.parse_args()
+    if args.profile_gateway is not None:
+        args.profile_gateway.mkdir(parents=True, exist_ok=True)
     seconds = 2.0 if args.quick else 5.0
     rows: list[tuple[Row, int | None, str]] = []
     with MosquittoBroker() as broker:
@@ -416,13 +487,22 @@ def main() -> None:
             ),
         ]
         for name, kwargs in plan:
-            row, memory = run_scenario(broker, name, **kwargs)  # type: ignore[arg-type]
+            if args.only not in name:
+                continue
+            row, memory = run_scenario(
+                broker,
+                name,
+                profile_dir=args.profile_gateway,
+                **kwargs,  # type: ignore[arg-type]
+            )
             rows.append((row, memory, "MQTT-SN via shoal gateway"))
             print(f"  done: {name}: {row.rate:.0f} msg/s, loss {row.loss:.2%}", file=sys.stderr)
         for name, kwargs in [
             ("QoS 1, 1 client (closed loop)", dict(clients=1, qos=1, duration_s=seconds)),
             ("QoS 1, 50 clients (closed loop)", dict(clients=50, qos=1, duration_s=seconds)),
         ]:
+            if args.only not in name:
+                continue
             row, _ = run_scenario(broker, name, peer=True, **kwargs)  # type: ignore[arg-type]
             rows.append((row, None, "peer: plain MQTT (paho) to mosquitto"))
     print(

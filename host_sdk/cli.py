@@ -222,6 +222,11 @@ def _configure_gateway(parser: argparse.ArgumentParser) -> None:
         help="pyserial URL of one device link, e.g. socket://127.0.0.1:4000; repeatable "
         "(replaces the config file's list)",
     )
+    parser.add_argument(
+        "--advertise-to",
+        metavar="HOST:PORT",
+        help="send ADVERTISE there every advertise_interval_s (e.g. 255.255.255.255:1885)",
+    )
     parser.add_argument("--config", metavar="FILE", help="gateway TOML file; flags override it")
     parser.add_argument(
         "--stats-interval",
@@ -250,7 +255,11 @@ def _gateway_config_from_args(args: argparse.Namespace) -> GatewayConfig:
     # Imported here: paho and pyserial load only for the command that needs them.
     from pathlib import Path
 
-    from host_sdk.mqttsn.gateway_config import GatewayConfig, load_gateway_config
+    from host_sdk.mqttsn.gateway_config import (
+        GatewayConfig,
+        load_gateway_config,
+        parse_host_port,
+    )
     from host_sdk.mqttsn.mqtt_bridge import parse_broker_url
 
     config = (
@@ -265,6 +274,8 @@ def _gateway_config_from_args(args: argparse.Namespace) -> GatewayConfig:
         changes["udp"] = _parse_udp_flag(args.udp)
     if args.serial is not None:
         changes["serial"] = tuple(args.serial)
+    if args.advertise_to is not None:
+        changes["advertise_to"] = parse_host_port(args.advertise_to, "--advertise-to")
     if args.stats_interval < 0:
         raise ShoalInputError(
             f"--stats-interval: {args.stats_interval} is negative (give seconds, 0 disables)"

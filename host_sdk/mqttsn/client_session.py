@@ -663,7 +663,9 @@ class ClientSession:
             self.state = DISCONNECTED
             self._events.append(Disconnected())
             return
-        if request is None or msg_type != request.reply_type:
+        if request is None:
+            return
+        if msg_type != request.reply_type and not _refuses_qos2_publish(msg, request):
             return  # a late duplicate reply; nothing waits for it
         if isinstance(msg, Connack):
             self._on_connack(msg, now)
@@ -819,3 +821,11 @@ class ClientSession:
         self._events.append(MessageReceived(topic, bytes(msg.data), qos, msg.retain))
         if qos == 1:
             self._send(Puback(msg.topic_id, msg.msg_id, RC_ACCEPTED))
+
+
+def _refuses_qos2_publish(msg: Message, request: _Request) -> bool:
+    # A gateway answers a QoS 2 PUBLISH it refuses (unknown topic id, access control) with
+    # PUBACK and a return code instead of PUBREC (spec §5.4.13).
+    return (
+        request.reply_type == PUBREC and isinstance(msg, Puback) and msg.return_code != RC_ACCEPTED
+    )

@@ -1,12 +1,14 @@
 """The asyncio MQTT-SN gateway: UDP and serial listeners, access control, counters, and the
 bridge between `GatewayRegistry` (the sans-IO session layer) and one shared broker connection.
 
-Responsible for all gateway I/O: receiving datagrams (UDP) and frames (serial), passing them
+Responsible for all gateway I/O: receiving datagrams (UDP; the socket is read directly,
+draining up to `UDP_READ_BATCH` datagrams per wake-up) and frames (serial), passing them
 with the loop's monotonic clock to the registry, sending what the registry returns, running the
 registry's timers with one `loop.call_at` handle, mapping session events to the broker
 (publish, reference-counted subscribe/unsubscribe, wills of lost clients), routing broker
-messages back down, enforcing the configured allowlist, and publishing statistics. It must not
-contain protocol logic (that lives in `gateway_session`) or MQTT client code (`mqtt_bridge`).
+messages back down, sending ADVERTISE periodically, and publishing statistics. It must not
+contain protocol logic (that lives in `gateway_session`, including the access-control
+decisions) or MQTT client code (`mqtt_bridge`).
 
 Mode: aggregating. Every device behind the gateway shares one MQTT connection to the broker.
 A fleet of thousands of devices that each send a few messages a minute would otherwise cost
@@ -26,14 +28,16 @@ so after noise or a lost byte the receiver resynchronises at the next 0x00; fram
 COBS or the CRC are dropped and counted as malformed. A `socket://` link that drops is
 reopened every `SERIAL_REOPEN_S` seconds until the gateway stops.
 
-Access control (config `[[allow]]`; no rules means everyone may do everything):
-- CONNECT from a client id no rule covers: answered CONNACK rc=0x03 (not supported), counted
-  in `acl_denied_connects`; the registry never sees it, so no session is created.
-- SUBSCRIBE to a filter the rule does not cover: answered SUBACK rc=0x03, counted in
-  `acl_denied_subscribes`; no broker subscription is made.
-- PUBLISH (or a will) to a topic the rule does not cover: the device gets its normal
-  acknowledgement (as an MQTT 3.1.1 broker does for an ACL-denied publish) but the message is
-  not forwarded, counted in `acl_denied_publishes`.
+Access control (config `[[allow]]`; no rules means everyone may do everything): the rules
+are the registry's `authorize` hook (`GatewayConfig.authorize`), applied by the session layer,
+which answers refusals with return code 0x03 (not supported): CONNECT -> CONNACK (no session
+is created), a will topic -> CONNACK (or WILLTOPICRESP for an update), SUBSCRIBE -> SUBACK,
+REGISTER of a topic the client may neither publish nor subscribe to -> REGACK, PUBLISH QoS 1/2
+-> PUBACK; QoS 0/-1 is dropped. Each is counted (`acl_denied_*` in the statistics).
+
+Discovery: the gateway answers SEARCHGW with GWINFO and, when `advertise_to` is configured,
+sends ADVERTISE(GwId, Duration = `advertise_interval_s`) there from its UDP socket at start and
+every `advertise_interval_s` seconds (spec §6.1; broadcast addresses are allowed).
 
 Statistics: `Gateway.stats()` returns gateway totals (received, sent, dropped, malformed,
 retransmitted, ...) and per-client counters; every `stats_interval_s` seconds the totals (not
@@ -47,6 +51,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import signal
 import socket
 import sys
@@ -63,6 +68,11 @@ from host_sdk.mqttsn import codec
 from host_sdk.mqttsn.framing import DEFAULT_MAX_MESSAGE_BYTES, FrameDecoder, encode_frame
 from host_sdk.mqttsn.gateway_config import GatewayConfig
 from host_sdk.mqttsn.gateway_session import (
+    ACTION_CONNECT,
+    ACTION_PUBLISH,
+    ACTION_SUBSCRIBE,
+    ACTION_WILL,
+    DENIED_REGISTER,
     ClientLost,
     GatewayEvent,
     GatewayRegistry,
@@ -74,6 +84,11 @@ from host_sdk.mqttsn.gateway_session import GatewayConfig as SessionConfig
 from host_sdk.mqttsn.mqtt_bridge import MqttBridge
 
 UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+UDP_MAX_DATAGRAM_BYTES = 65535
+# Datagrams read per wake-up of the UDP socket: draining a burst in one go saves a loop
+# iteration (and an epoll_wait) per datagram, and the bound keeps the broker socket and the
+# timers served during a flood.
+UDP_READ_BATCH = 64
 SERIAL_REOPEN_S = 0.5
 SERIAL_READ_TIMEOUT_S = 0.05
 DEFAULT_STATS_INTERVAL_S = 10.0
@@ -92,6 +107,7 @@ def session_config(config: GatewayConfig) -> SessionConfig:
         t_retry_s=config.retry_s,
         n_retry=config.max_retries,
         max_buffered_messages=config.sleep_buffer_messages,
+        authorize=config.authorize if config.allow else None,
     )
 
 
@@ -114,27 +130,6 @@ def _grow_buffer(sock: socket.socket, option: int, force_option: int) -> None:
     if granted < UDP_RECEIVE_BUFFER_BYTES and sys.platform == "linux":
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, force_option, UDP_RECEIVE_BUFFER_BYTES)
-
-
-def _message_type(datagram: bytes) -> int:
-    """The MQTT-SN type octet of `datagram` (short or 3-octet length form), or -1."""
-    if len(datagram) >= 2 and datagram[0] != 0x01:
-        return datagram[1]
-    if len(datagram) >= 4 and datagram[0] == 0x01:
-        return datagram[3]
-    return -1
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self._gateway._receive(addr, data)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable from a departed client: nothing to do, keep serving.
-        self._gateway.udp_errors += 1
 
 
 class SerialLink:
@@ -235,18 +230,16 @@ class Gateway:
         self.udp_errors = 0
         self.internal_errors = 0
         self.udp_receive_buffer_bytes = 0  # what the kernel granted (Linux reports 2x)
-        self.acl_denied_connects = 0
-        self.acl_denied_subscribes = 0
-        self.acl_denied_publishes = 0
         self.wills_published = 0
+        self.advertisements_sent = 0
         self.serial_links: dict[SerialAddress, SerialLink] = {}
         self.bridge: MqttBridge | None = None
-        self._acl = bool(config.allow)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self._udp_sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stats_task: asyncio.Task[None] | None = None
+        self._advertise_task: asyncio.Task[None] | None = None
         self._started_at = 0.0
 
     # ---- life cycle -----------------------------------------------------------------------
@@ -268,6 +261,8 @@ class Gateway:
                     self.udp_receive_buffer_bytes = sock.getsockopt(
                         socket.SOL_SOCKET, socket.SO_RCVBUF
                     )
+                    if self.config.advertise_to is not None:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
                     sock.bind(self.config.udp)
                 except OSError as exc:
                     sock.close()
@@ -276,10 +271,9 @@ class Gateway:
                         f"UDP listener {host}:{port}: cannot bind ({exc.strerror}); "
                         "give a free local address and port (port 0 picks one)"
                     ) from exc
-                transport, _protocol = await loop.create_datagram_endpoint(
-                    lambda: _UdpProtocol(self), sock=sock
-                )
-                self._transport = transport
+                sock.setblocking(False)
+                self._udp_sock = sock
+                loop.add_reader(sock.fileno(), self._udp_readable)
             for url in self.config.serial:
                 link = SerialLink(url, self, loop)
                 try:
@@ -297,21 +291,26 @@ class Gateway:
             await self.bridge.wait_connected(broker_wait_s)
         if self.stats_interval_s:
             self._stats_task = loop.create_task(self._publish_stats_forever(self.stats_interval_s))
+        if self.config.advertise_to is not None and self._udp_sock is not None:
+            self._advertise_task = loop.create_task(self._advertise_forever())
 
     async def stop(self) -> None:
         """Close every listener and the broker connection. Sessions are not persisted."""
-        if self._stats_task is not None:
-            self._stats_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stats_task
-            self._stats_task = None
+        for task in (self._stats_task, self._advertise_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._stats_task = None
+        self._advertise_task = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
             self._timer_at = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._udp_sock is not None:
+            sock, self._udp_sock = self._udp_sock, None
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
         links = list(self.serial_links.values())
         self.serial_links.clear()
         if links:
@@ -323,17 +322,31 @@ class Gateway:
     @property
     def bound_udp_address(self) -> tuple[str, int] | None:
         """(host, port) the UDP socket is bound to (the real port when configured with 0)."""
-        if self._transport is None:
+        if self._udp_sock is None:
             return None
-        host, port = self._transport.get_extra_info("sockname")[:2]
+        host, port = self._udp_sock.getsockname()[:2]
         return str(host), int(port)
 
     # ---- device -> gateway ----------------------------------------------------------------
 
+    def _udp_readable(self) -> None:
+        sock = self._udp_sock
+        if sock is None:
+            return
+        receive = self._receive
+        for _ in range(UDP_READ_BATCH):
+            try:
+                datagram, address = sock.recvfrom(UDP_MAX_DATAGRAM_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # e.g. an ICMP error queued for a departed client: count it, keep serving.
+                self.udp_errors += 1
+                continue
+            receive(address, datagram)
+
     def _receive(self, address: Hashable, datagram: bytes) -> None:
         try:
-            if self._acl and self._denied_by_acl(address, datagram):
-                return
             assert self._loop is not None
             out, events = self.registry.receive(address, datagram, self._loop.time())
             if out:
@@ -352,55 +365,22 @@ class Gateway:
         for message in link.decoder.feed(data):
             self._receive(link.address, message)
 
-    def _denied_by_acl(self, address: Hashable, datagram: bytes) -> bool:
-        """Answer (and count) a CONNECT or SUBSCRIBE the allowlist refuses."""
-        msg_type = _message_type(datagram)
-        if msg_type not in (codec.CONNECT, codec.SUBSCRIBE):
-            return False
-        try:
-            msg = codec.decode(datagram)
-        except codec.MqttSnDecodeError:
-            return False  # the registry counts it as malformed
-        if isinstance(msg, codec.Connect):
-            if self.config.may_connect(msg.client_id):
-                return False
-            self.acl_denied_connects += 1
-            self._send([(address, codec.encode(codec.Connack(codec.RC_NOT_SUPPORTED)))])
-            return True
-        if not isinstance(msg, codec.Subscribe):
-            return False
-        session = self.registry.sessions.get(address)
-        if session is None or not session.client_id:
-            return False  # the registry tells an unknown client to connect first
-        topic_filter = self._subscribe_target(msg)
-        if topic_filter is not None and self.config.may_subscribe(session.client_id, topic_filter):
-            return False
-        self.acl_denied_subscribes += 1
-        reply = codec.Suback(msg.topic_id, msg.msg_id, 0, codec.RC_NOT_SUPPORTED)
-        self._send([(address, codec.encode(reply))])
-        return True
-
-    def _subscribe_target(self, msg: codec.Subscribe) -> str | None:
-        if msg.topic_id_type == codec.TOPIC_NORMAL:
-            return msg.topic_name
-        if msg.topic_id_type == codec.TOPIC_PREDEFINED:
-            return self.registry.config.predefined_names.get(msg.topic_id)
-        try:
-            return codec.short_topic_name(msg.topic_id)
-        except codec.MqttSnDecodeError:
-            return None
-
     # ---- gateway -> device ----------------------------------------------------------------
 
     def _send(self, out: list[tuple[Hashable, bytes]]) -> None:
-        transport = self._transport
+        sock = self._udp_sock
         for address, datagram in out:
             if type(address) is SerialAddress:
                 link = self.serial_links.get(address)
                 if link is not None:
                     link.write(datagram)
-            elif transport is not None:
-                transport.sendto(datagram, address)  # type: ignore[arg-type]
+            elif sock is not None:
+                try:
+                    sock.sendto(datagram, address)  # type: ignore[call-overload]
+                except OSError:
+                    # A full send buffer (4 MiB) or an unreachable address: the datagram is
+                    # lost as on any UDP link; the sessions' retransmission covers QoS 1/2.
+                    self.udp_errors += 1
 
     # ---- session events -> broker -----------------------------------------------------------
 
@@ -408,14 +388,10 @@ class Gateway:
         bridge = self.bridge
         if bridge is None:
             return
-        acl = self._acl
         for event in events:
             kind = type(event)
             if kind is PublishUpstream:
                 assert isinstance(event, PublishUpstream)
-                if acl and not self.config.may_publish(event.client_id, event.topic):
-                    self.acl_denied_publishes += 1
-                    continue
                 bridge.publish(event.topic, event.payload, event.qos, event.retain)
             elif kind is SubscribeUpstream:
                 assert isinstance(event, SubscribeUpstream)
@@ -429,10 +405,7 @@ class Gateway:
 
     def _publish_will(self, bridge: MqttBridge, lost: ClientLost) -> None:
         if not lost.will_topic:
-            return
-        if self._acl and not self.config.may_publish(lost.client_id, lost.will_topic):
-            self.acl_denied_publishes += 1
-            return
+            return  # (a will topic the rules refuse was refused at CONNECT)
         self.wills_published += 1
         bridge.publish(lost.will_topic, lost.will_message, lost.will_qos, lost.will_retain)
 
@@ -486,6 +459,7 @@ class Gateway:
         framing are included in `malformed`), access-control and link figures, and `clients`
         keyed by client id (or address for a session without one)."""
         totals = self.registry.total_counters()
+        denied = self.registry.denied
         serial_malformed = sum(link.decoder.malformed for link in self.serial_links.values())
         clients: dict[str, dict[str, Any]] = {}
         for address, session in self.registry.sessions.items():
@@ -511,10 +485,13 @@ class Gateway:
                 "retransmitted": totals.retransmitted,
                 "clients": len(self.registry.sessions),
                 "rejected_clients": self.registry.rejected_clients,
-                "acl_denied_connects": self.acl_denied_connects,
-                "acl_denied_subscribes": self.acl_denied_subscribes,
-                "acl_denied_publishes": self.acl_denied_publishes,
+                "acl_denied_connects": denied.get(ACTION_CONNECT, 0),
+                "acl_denied_subscribes": denied.get(ACTION_SUBSCRIBE, 0),
+                "acl_denied_publishes": denied.get(ACTION_PUBLISH, 0),
+                "acl_denied_registers": denied.get(DENIED_REGISTER, 0),
+                "acl_denied_wills": denied.get(ACTION_WILL, 0),
                 "wills_published": self.wills_published,
+                "advertisements_sent": self.advertisements_sent,
                 "udp_errors": self.udp_errors,
                 "internal_errors": self.internal_errors,
                 "udp_receive_buffer_bytes": self.udp_receive_buffer_bytes,
@@ -547,6 +524,26 @@ class Gateway:
         if self.on_stats is not None:
             self.on_stats(stats)
         return stats
+
+    def advertise(self) -> None:
+        """Send one ADVERTISE(GwId, Duration) to `advertise_to` (Duration: the interval in
+        whole seconds, rounded up, 1..65535)."""
+        target = self.config.advertise_to
+        if target is None or self._udp_sock is None:
+            return
+        duration_s = min(0xFFFF, max(1, math.ceil(self.config.advertise_interval_s)))
+        advertise = codec.encode(codec.Advertise(self.config.gateway_id, duration_s))
+        try:
+            self._udp_sock.sendto(advertise, target)
+        except OSError:
+            self.udp_errors += 1  # e.g. no route to the broadcast address: try next time
+            return
+        self.advertisements_sent += 1
+
+    async def _advertise_forever(self) -> None:
+        while True:
+            self.advertise()
+            await asyncio.sleep(self.config.advertise_interval_s)
 
     async def _publish_stats_forever(self, interval_s: float) -> None:
         while True:

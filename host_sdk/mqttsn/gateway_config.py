@@ -15,7 +15,8 @@ Example (every table optional except what the gateway needs to listen and reach 
     id = 1                           # GwId in ADVERTISE/GWINFO
     udp = "127.0.0.1:1885"           # where devices send MQTT-SN datagrams
     serial = ["socket://127.0.0.1:4000"]   # pyserial URLs; framing: COBS + CRC-16
-    advertise_interval_s = 900
+    advertise_interval_s = 900       # seconds between ADVERTISEs (and their Duration field)
+    advertise_to = "255.255.255.255:1885"  # where ADVERTISE goes; omitted: no ADVERTISE
     retry_s = 10.0                   # T_RETRY for downstream QoS 1/2
     max_retries = 3                  # N_RETRY
     max_clients = 10000              # new CONNECTs beyond this get CONNACK congestion
@@ -43,6 +44,7 @@ from codegen.errors import ShoalInputError
 from host_sdk.mqttsn.mqtt_bridge import BrokerSettings, parse_broker_url
 
 MAX_TOPIC_ID = 0xFFFE  # 0x0000 and 0xFFFF are reserved by MQTT-SN
+MAX_ADVERTISE_INTERVAL_S = 0xFFFF  # ADVERTISE carries the interval in 2 octets (seconds)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class GatewayConfig:
     udp: tuple[str, int] | None = ("127.0.0.1", 1885)
     serial: tuple[str, ...] = ()
     advertise_interval_s: float = 900.0
+    advertise_to: tuple[str, int] | None = None
     retry_s: float = 10.0
     max_retries: int = 3
     max_clients: int = 10000
@@ -89,6 +92,20 @@ class GatewayConfig:
             if rule.covers(client_id):
                 return rule
         return None
+
+    def authorize(self, client_id: str, action: str, topic: str) -> bool:
+        """The session layer's access-control hook: action "connect" (topic ""),
+        "publish" or "will" (a topic name) or "subscribe" (a topic filter)."""
+        if action == "connect":
+            return self.may_connect(client_id)
+        if action == "subscribe":
+            return self.may_subscribe(client_id, topic)
+        if action in ("publish", "will"):
+            return self.may_publish(client_id, topic)
+        raise ValueError(
+            f"access control: unknown action {action!r} (accepted: connect, "
+            "publish, subscribe, will)"
+        )
 
     def may_connect(self, client_id: str) -> bool:
         return self.rule_for(client_id) is not None
@@ -237,6 +254,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
             "udp",
             "serial",
             "advertise_interval_s",
+            "advertise_to",
             "retry_s",
             "max_retries",
             "max_clients",
@@ -248,12 +266,25 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     if not 0 <= gateway_id <= 255:
         raise gateway.error("id", f"expected 0..255 (one octet), got {gateway_id}")
     udp_text = gateway.get("udp", str, "127.0.0.1:1885")
+    advertise_text = gateway.get("advertise_to", str, None)
+    advertise_interval_s = float(gateway.positive("advertise_interval_s", 900.0))
+    if advertise_interval_s > MAX_ADVERTISE_INTERVAL_S:
+        raise gateway.error(
+            "advertise_interval_s",
+            f"expected at most {MAX_ADVERTISE_INTERVAL_S} s (ADVERTISE's 2-octet Duration), "
+            f"got {advertise_interval_s:g}",
+        )
     return GatewayConfig(
         broker=broker,
         gateway_id=gateway_id,
         udp=parse_host_port(udp_text, f"{path}: field 'gateway.udp'") if udp_text else None,
         serial=gateway.strings("serial"),
-        advertise_interval_s=float(gateway.positive("advertise_interval_s", 900.0)),
+        advertise_interval_s=advertise_interval_s,
+        advertise_to=(
+            parse_host_port(advertise_text, f"{path}: field 'gateway.advertise_to'")
+            if advertise_text
+            else None
+        ),
         retry_s=float(gateway.positive("retry_s", 10.0)),
         max_retries=gateway.positive("max_retries", 3, integer=True),
         max_clients=gateway.positive("max_clients", 10000, integer=True),

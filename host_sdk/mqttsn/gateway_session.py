@@ -7,8 +7,10 @@ passed upward exactly once), SUBSCRIBE/UNSUBSCRIBE with wildcards (REGISTERing c
 before their first PUBLISH), downstream delivery with one QoS 1/2 message in flight per client
 and retransmission, keep-alive supervision (1.5 x Duration; a lost client's will is reported),
 sleeping clients (messages buffered and delivered on PINGREQ(ClientId) before PINGRESP),
-clean and persistent sessions, and counters. Malformed datagrams are counted and dropped;
-nothing a client sends raises out of this module.
+clean and persistent sessions, access control (the `authorize` hook in `GatewayConfig`;
+refusals answered with return code 0x03 and counted), retained messages replayed by the
+broker routed only to the sessions that just subscribed, and counters. Malformed datagrams are
+counted and dropped; nothing a client sends raises out of this module.
 
 It must not do I/O, read a clock or know any MQTT library: it emits events such as
 `PublishUpstream` and takes `deliver_downstream(...)`; the asyncio gateway maps those to the
@@ -122,9 +124,30 @@ class UnsubscribeUpstream(GatewayEvent):
 # ---- configuration and counters --------------------------------------------------------------
 
 
+Authorize = Callable[[str, str, str], bool]
+"""`authorize(client_id, action, topic) -> allowed`; action is one of `ACTIONS`, topic is ""
+for "connect", a topic filter for "subscribe" and a topic name otherwise."""
+
+ACTION_CONNECT = "connect"
+ACTION_PUBLISH = "publish"
+ACTION_SUBSCRIBE = "subscribe"
+ACTION_WILL = "will"
+ACTIONS = (ACTION_CONNECT, ACTION_PUBLISH, ACTION_SUBSCRIBE, ACTION_WILL)
+# A REGISTER is refused when the topic may be neither published nor subscribed to; counted
+# under its own key so that the statistics say which request was refused.
+DENIED_REGISTER = "register"
+
+
 @dataclass
 class GatewayConfig:
-    """Gateway tunables. Times in seconds; `predefined_topics` maps topic name -> topic id."""
+    """Gateway tunables. Times in seconds; `predefined_topics` maps topic name -> topic id.
+
+    `authorize` (None: everyone may do everything) is asked before a CONNECT, a will topic,
+    a SUBSCRIBE, a REGISTER and every PUBLISH is accepted. Refusals are answered with return
+    code 0x03 (not supported) where the protocol has an answer, and counted.
+    `retained_replay_window_s` bounds how long after its SUBSCRIBE a session still takes
+    retained messages (retain=1) from the broker; see `GatewayRegistry.deliver_downstream`.
+    """
 
     gw_id: int = 1
     predefined_topics: dict[str, int] = field(default_factory=dict)
@@ -135,6 +158,8 @@ class GatewayConfig:
     n_retry: int = 3
     max_buffered_messages: int = 100
     max_queued_messages: int = 1000
+    authorize: Authorize | None = None
+    retained_replay_window_s: float = 30.0
 
     predefined_names: dict[int, str] = field(init=False, repr=False)
 
@@ -150,13 +175,15 @@ class GatewayConfig:
 
 @dataclass(slots=True)
 class Counters:
-    """Datagram counters: received (valid), sent, dropped, malformed, retransmitted."""
+    """Datagram counters: received (valid), sent, dropped, malformed, retransmitted, and
+    denied (requests the access control refused)."""
 
     received: int = 0
     sent: int = 0
     dropped: int = 0
     malformed: int = 0
     retransmitted: int = 0
+    denied: int = 0
 
     def add(self, other: Counters) -> None:
         self.received += other.received
@@ -164,6 +191,7 @@ class Counters:
         self.dropped += other.dropped
         self.malformed += other.malformed
         self.retransmitted += other.retransmitted
+        self.denied += other.denied
 
 
 @dataclass
@@ -181,6 +209,16 @@ class _Downstream:
     payload: bytes
     qos: int
     retain: bool
+
+
+class _ReplayWatch:
+    # A session that subscribed recently: until when it takes retained replays, and which
+    # topics it has had since (so a later replay for another device is not a duplicate).
+    __slots__ = ("had", "until")
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        self.had: set[str] = set()
 
 
 class _Inflight:
@@ -229,10 +267,12 @@ class GatewaySession:
 
     __slots__ = (
         "_buffer",
+        "_denied",
         "_events",
         "_incoming_qos2",
         "_inflight",
         "_known_to_client",
+        "_may_publish",
         "_next_msg_id",
         "_next_topic_id",
         "_out",
@@ -259,7 +299,9 @@ class GatewaySession:
         "will_topic",
     )
 
-    def __init__(self, address: Address, config: GatewayConfig) -> None:
+    def __init__(
+        self, address: Address, config: GatewayConfig, denied: dict[str, int] | None = None
+    ) -> None:
         self.address = address
         self.config = config
         self.state = NEW
@@ -277,6 +319,8 @@ class GatewaySession:
         self.subscriptions: dict[str, int] = {}
         self._known_to_client: set[str] = set()
         self._short_topics: set[str] = set()
+        self._may_publish: dict[str, bool] = {}  # authorize() answers, by topic
+        self._denied = denied if denied is not None else {}  # the registry's refusals by kind
         self._next_topic_id = 1
         self._incoming_qos2 = Qos2Dedup(config.t_retry_s * (config.n_retry + 1))
         self._queue: list[_Downstream] = []
@@ -357,6 +401,24 @@ class GatewaySession:
             return now >= self.last_rx + self.sleep_duration_s * self.config.keep_alive_factor
         return False
 
+    def _allowed(self, action: str, topic: str) -> bool:
+        authorize = self.config.authorize
+        return authorize is None or authorize(self.client_id, action, topic)
+
+    def _publish_allowed(self, topic: str) -> bool:
+        if self.config.authorize is None:
+            return True
+        # Asked for every PUBLISH, so the answer is kept per topic (rules do not change).
+        allowed = self._may_publish.get(topic)
+        if allowed is None:
+            allowed = self._allowed(ACTION_PUBLISH, topic)
+            self._may_publish[topic] = allowed
+        return allowed
+
+    def _deny(self, kind: str) -> None:
+        self.counters.denied += 1
+        self._denied[kind] = self._denied.get(kind, 0) + 1
+
     def _send(self, msg: codec.Message) -> None:
         self._out.append(encode(msg))
         self.counters.sent += 1
@@ -416,6 +478,7 @@ class GatewaySession:
         self.topic_names = {}
         self._known_to_client = set()
         self._short_topics = set()
+        self._may_publish = {}
         self._next_topic_id = 1
         self._incoming_qos2.clear()
         self._queue = []
@@ -562,6 +625,12 @@ class GatewaySession:
         if self.state != WILL_TOPIC:
             self.counters.dropped += 1
             return
+        if msg.topic and not self._allowed(ACTION_WILL, msg.topic):
+            # As an MQTT broker refuses a CONNECT whose will it may not publish.
+            self._deny(ACTION_WILL)
+            self._send(codec.Connack(RC_NOT_SUPPORTED))
+            self._end(DISCONNECTED)
+            return
         self.will_topic = msg.topic
         self.will_qos = msg.qos
         self.will_retain = msg.retain
@@ -581,6 +650,10 @@ class GatewaySession:
 
     def _on_willtopicupd(self, msg: codec.WillTopicUpd, now: float) -> None:
         if not self._connected():
+            return
+        if msg.topic and not self._allowed(ACTION_WILL, msg.topic):
+            self._deny(ACTION_WILL)
+            self._send(codec.WillTopicResp(RC_NOT_SUPPORTED))
             return
         self.will_topic = msg.topic
         self.will_qos = msg.qos
@@ -610,6 +683,10 @@ class GatewaySession:
         if not topic or _is_wildcard(topic):
             self._send(codec.Regack(0, msg.msg_id, RC_NOT_SUPPORTED))
             return
+        if not self._publish_allowed(topic) and not self._allowed(ACTION_SUBSCRIBE, topic):
+            self._deny(DENIED_REGISTER)
+            self._send(codec.Regack(0, msg.msg_id, RC_NOT_SUPPORTED))
+            return
         topic_id = self._topic_id_for(topic)
         self._known_to_client.add(topic)
         self._send(codec.Regack(topic_id, msg.msg_id, RC_ACCEPTED))
@@ -636,6 +713,9 @@ class GatewaySession:
             if topic is None:
                 self.counters.dropped += 1
                 return
+            if not self._publish_allowed(topic):
+                self._deny(ACTION_PUBLISH)
+                return
             self._events.append(PublishUpstream(self.client_id, topic, msg.data, 0, msg.retain))
             return
         if not self._connected():
@@ -644,6 +724,12 @@ class GatewaySession:
         if topic is None:
             self.counters.dropped += 1
             self._send(codec.Puback(msg.topic_id, msg.msg_id, RC_INVALID_TOPIC_ID))
+            return
+        if not self._publish_allowed(topic):
+            # Spec §5.4.12: a refused PUBLISH is answered with PUBACK and a return code.
+            self._deny(ACTION_PUBLISH)
+            if qos > 0:
+                self._send(codec.Puback(msg.topic_id, msg.msg_id, RC_NOT_SUPPORTED))
             return
         if qos == 2:
             if self._incoming_qos2.is_new(msg.msg_id, now):
@@ -698,16 +784,23 @@ class GatewaySession:
         kind = msg.topic_id_type
         if kind == TOPIC_NORMAL:
             topic = msg.topic_name
-            topic_id = 0
-            if not _is_wildcard(topic):
-                topic_id = self._topic_id_for(topic)
-                self._known_to_client.add(topic)
         else:
             resolved = self._resolve(kind, msg.topic_id)
             if resolved is None:
                 self._send(codec.Suback(msg.topic_id, msg.msg_id, qos, RC_INVALID_TOPIC_ID))
                 return
             topic = resolved
+        if not self._allowed(ACTION_SUBSCRIBE, topic):
+            self._deny(ACTION_SUBSCRIBE)
+            refused_id = 0 if kind == TOPIC_NORMAL else msg.topic_id
+            self._send(codec.Suback(refused_id, msg.msg_id, 0, RC_NOT_SUPPORTED))
+            return
+        if kind == TOPIC_NORMAL:
+            topic_id = 0
+            if not _is_wildcard(topic):
+                topic_id = self._topic_id_for(topic)
+                self._known_to_client.add(topic)
+        else:
             topic_id = msg.topic_id
             if kind == TOPIC_SHORT:
                 self._short_topics.add(topic)
@@ -791,7 +884,8 @@ class GatewayRegistry:
 
     Caps the number of sessions at `config.max_clients`, frees a session on DISCONNECT or
     loss (keeping a small record for CleanSession=0 clients), and keeps per-gateway counters
-    (`counters`, which include those of freed sessions). Every method returns
+    (`counters`, which include those of freed sessions; `denied`, access-control refusals by
+    kind: "connect", "publish", "subscribe", "will", "register"). Every method returns
     `(datagrams, events)` where datagrams are `(address, bytes)` pairs to send in order.
     """
 
@@ -800,9 +894,12 @@ class GatewayRegistry:
         self.sessions: dict[Address, GatewaySession] = {}
         self.counters = Counters()  # totals for sessions already freed and for strangers
         self.rejected_clients = 0
+        self.denied: dict[str, int] = {}
         self._by_client_id: dict[str, Address] = {}
         self._persisted: dict[str, _Persisted] = {}
         self._subscribers: dict[str, dict[Address, int]] = {}
+        # filter -> sessions that subscribed to it recently -> retained topics they were given.
+        self._replay: dict[str, dict[Address, _ReplayWatch]] = {}
         self._timers: list[tuple[float, int, Address]] = []
         self._timer_seq = 0
         self._armed: dict[Address, float] = {}
@@ -834,6 +931,9 @@ class GatewayRegistry:
                 out.append((address, encode(codec.Connack(RC_NOT_SUPPORTED))))
                 counters.sent += 1
             return out, events
+        if isinstance(msg, codec.Connect) and not self._may_connect(msg, session):
+            out.append((address, encode(codec.Connack(RC_NOT_SUPPORTED))))
+            return out, events
         if session is None:
             if msg.msg_type == codec.SEARCHGW:
                 self.counters.received += 1
@@ -848,7 +948,7 @@ class GatewayRegistry:
                     self.counters.sent += 1
                     out.append((address, encode(codec.Connack(RC_CONGESTION))))
                 return out, events
-            session = GatewaySession(address, self.config)
+            session = GatewaySession(address, self.config, self.denied)
             self.sessions[address] = session
         previous_client = session.client_id
         if isinstance(msg, codec.Connect):
@@ -865,16 +965,29 @@ class GatewayRegistry:
     def deliver_downstream(
         self, topic: str, payload: bytes, qos: int, retain: bool, now: float
     ) -> Output:
-        """Route one broker message (qos 0-2) to every subscribed session, capped per grant."""
+        """Route one broker message (qos 0-2) to the subscribed sessions, capped per grant.
+
+        A live message (retain=0) goes to every session subscribed to a matching filter. An
+        MQTT 3.1.1 broker sets retain=1 only on the retained messages it replays for a new
+        SUBSCRIBE (§3.3.1.3), and the shared connection re-SUBSCRIBEs a filter for each device
+        that subscribes to it; so a retain=1 message goes only to sessions that subscribed to
+        a matching filter within `retained_replay_window_s` seconds and have not had that topic
+        since (live or replayed), never again to the subscribers that already had it.
+        """
         out: list[tuple[Address, bytes]] = []
         events: list[GatewayEvent] = []
-        targets: dict[Address, int] = {}
-        for topic_filter, subscribers in self._subscribers.items():
-            if not topic_matches(topic_filter, topic):
-                continue
-            for address, granted in subscribers.items():
-                if granted > targets.get(address, -1):
-                    targets[address] = granted
+        if retain:
+            targets = self._replay_targets(topic, now)
+        else:
+            targets = {}
+            for topic_filter, subscribers in self._subscribers.items():
+                if not topic_matches(topic_filter, topic):
+                    continue
+                for address, granted in subscribers.items():
+                    if granted > targets.get(address, -1):
+                        targets[address] = granted
+            if self._replay:
+                self._replay_targets(topic, now)  # a replay of this topic is stale for them
         for address, granted in targets.items():
             session = self.sessions.get(address)
             if session is None:
@@ -910,6 +1023,46 @@ class GatewayRegistry:
 
     # ---- internals ----------------------------------------------------------------------------
 
+    def _may_connect(self, msg: codec.Connect, session: GatewaySession | None) -> bool:
+        # Checked before a session exists, so a refused client id costs no slot.
+        authorize = self.config.authorize
+        if authorize is None or authorize(msg.client_id, ACTION_CONNECT, ""):
+            return True
+        counters = session.counters if session is not None else self.counters
+        counters.received += 1
+        counters.sent += 1
+        counters.denied += 1
+        self.denied[ACTION_CONNECT] = self.denied.get(ACTION_CONNECT, 0) + 1
+        return False
+
+    def _replay_targets(self, topic: str, now: float) -> dict[Address, int]:
+        """Sessions awaiting a retained `topic` -> granted QoS; marks the topic as had."""
+        targets: dict[Address, int] = {}
+        for topic_filter, watchers in list(self._replay.items()):
+            if not topic_matches(topic_filter, topic):
+                continue
+            subscribers = self._subscribers.get(topic_filter, {})
+            for address, watch in list(watchers.items()):
+                if watch.until < now:
+                    del watchers[address]
+                    continue
+                if topic in watch.had:
+                    continue
+                watch.had.add(topic)
+                granted = subscribers.get(address)
+                if granted is not None and granted > targets.get(address, -1):
+                    targets[address] = granted
+            if not watchers:
+                del self._replay[topic_filter]
+        return targets
+
+    def _forget_replay(self, topic_filter: str, address: Address) -> None:
+        watchers = self._replay.get(topic_filter)
+        if watchers is not None:
+            watchers.pop(address, None)
+            if not watchers:
+                del self._replay[topic_filter]
+
     def _prepare_connect(
         self,
         session: GatewaySession,
@@ -943,7 +1096,10 @@ class GatewayRegistry:
         for event in new_events:
             if isinstance(event, SubscribeUpstream):
                 self._subscribers.setdefault(event.topic_filter, {})[address] = event.qos
+                watch = _ReplayWatch(now + self.config.retained_replay_window_s)
+                self._replay.setdefault(event.topic_filter, {})[address] = watch
             elif isinstance(event, UnsubscribeUpstream):
+                self._forget_replay(event.topic_filter, address)
                 subscribers = self._subscribers.get(event.topic_filter)
                 if subscribers is not None:
                     subscribers.pop(address, None)
@@ -978,6 +1134,8 @@ class GatewayRegistry:
             del self._by_client_id[session.client_id]
         for subscribers in self._subscribers.values():
             subscribers.pop(address, None)
+        for topic_filter in [f for f, watchers in self._replay.items() if address in watchers]:
+            self._forget_replay(topic_filter, address)
 
     def _arm(self, session: GatewaySession) -> None:
         deadline = session.next_deadline()

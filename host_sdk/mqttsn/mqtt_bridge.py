@@ -11,14 +11,17 @@ messages a minute. One connection carries all of them; per-device semantics that
 to a connection (will messages, sessions) are kept by the gateway's session layer instead.
 
 Event loop: paho-mqtt's network I/O runs on the asyncio loop itself (its external-loop hooks:
-the broker socket is an asyncio reader/writer, `loop_misc` runs every second), so publishing
-costs no thread switch and queued packets are written in batches; only the blocking TCP/TLS
-connect runs in an executor thread. Callbacks therefore reach the gateway on the loop.
+the broker socket is an asyncio reader, `loop_misc` runs every second), so publishing
+costs no thread switch; only the blocking TCP/TLS connect runs in an executor thread.
+Callbacks therefore reach the gateway on the loop. Writes are flushed once per loop iteration
+(`call_soon`), so all PUBLISHes produced by the datagrams of one iteration go out in one pass;
+the socket is watched for writability only while the kernel's send buffer is full.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -30,9 +33,12 @@ import paho.mqtt.client as mqtt
 from codegen.errors import ShoalInputError
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
-# Broker-side in-flight window for QoS 1/2 publishes: paho's default of 20 caps one shared
-# connection at about 20 round trips' worth of messages, far below a fleet's rate.
-MAX_INFLIGHT_MESSAGES = 1000
+# Broker-side in-flight window for QoS 1/2 publishes; 0 means unlimited in paho. paho's
+# default of 20 caps one shared connection at about 20 round trips' worth of messages, far
+# below a fleet's rate, and any limit makes paho rescan every outgoing message on every PUBACK
+# (O(in flight) per message). Unlimited costs no more memory: what is not in flight would wait
+# in paho's queue instead, and TCP flow control still holds the rate to what the broker takes.
+MAX_INFLIGHT_MESSAGES = 0
 
 RECONNECT_DELAY_S = 1.0
 MISC_INTERVAL_S = 1.0  # paho's keep-alive and retry bookkeeping
@@ -108,6 +114,7 @@ class MqttBridge:
         self._connecting = False
         self._reader_fd: int | None = None
         self._writer_fd: int | None = None
+        self._flush_pending = False
         self._misc_task: asyncio.Task[None] | None = None
         self._reconnect_handle: asyncio.TimerHandle | None = None
         self._loop_thread: int | None = None
@@ -147,13 +154,16 @@ class MqttBridge:
             self._loop.call_soon_threadsafe(function, *args)
 
     def _socket_open(self, _client: mqtt.Client, _userdata: object, sock: object) -> None:
+        # paho leaves Nagle on: a QoS 0 PUBLISH could then wait for the broker's delayed ACK
+        # (tens of ms). Writes are coalesced per flush instead (see `_flush`).
+        _set_tcp_option(sock, "TCP_NODELAY", 1)
         self._on_loop(self._add_reader, _fileno(sock))
 
     def _socket_close(self, _client: mqtt.Client, _userdata: object, sock: object) -> None:
         self._on_loop(self._remove_fd, _fileno(sock))
 
     def _register_write(self, _client: mqtt.Client, _userdata: object, sock: object) -> None:
-        self._on_loop(self._add_writer, _fileno(sock))
+        self._on_loop(self._schedule_flush, _fileno(sock))
 
     def _unregister_write(self, _client: mqtt.Client, _userdata: object, sock: object) -> None:
         self._on_loop(self._remove_writer, _fileno(sock))
@@ -163,6 +173,30 @@ class MqttBridge:
             return
         self._reader_fd = fd
         self._loop.add_reader(fd, self._readable)
+
+    def _schedule_flush(self, fd: int) -> None:
+        if fd < 0 or self._flush_pending:
+            return
+        self._flush_pending = True
+        self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        sock = self._client.socket()
+        if sock is None:
+            return
+        # paho sends each packet with its own send(); corked, the kernel packs them into full
+        # segments, and uncorking pushes the rest out at once (Linux; elsewhere a no-op).
+        corked = _set_tcp_option(sock, "TCP_CORK", 1)
+        try:
+            self._client.loop_write()
+        finally:
+            if corked:
+                _set_tcp_option(sock, "TCP_CORK", 0)
+        if self._client.want_write():
+            # The kernel buffer is full: paho keeps its write registration, so wait for the
+            # socket to become writable before writing the rest.
+            self._add_writer(_fileno(self._client.socket()))
 
     def _add_writer(self, fd: int) -> None:
         if fd < 0 or self._writer_fd == fd:
@@ -329,6 +363,18 @@ class MqttBridge:
             assert fd is not None
             self._remove_fd(fd)
         self.connected.clear()
+
+
+def _set_tcp_option(sock: object, name: str, value: int) -> bool:
+    """Set a TCP socket option by name; False where the platform or socket has none."""
+    option = getattr(socket, name, None)
+    if option is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, value)  # type: ignore[attr-defined]
+    except (OSError, AttributeError, ValueError):
+        return False
+    return True
 
 
 def _fileno(sock: object) -> int:

@@ -109,6 +109,10 @@ def test_gateway_command_serves_a_client_and_exits_0_on_sigterm(
         (["--udp", "127.0.0.1:0", "--stats-interval", "-1"], "--stats-interval"),
         (["--udp", "none"], "no listener"),
         (["--udp", "127.0.0.1:0", "--serial", "socket://127.0.0.1:1"], "serial link"),
+        (
+            ["--udp", "127.0.0.1:0", "--advertise-to", "nope"],
+            "--advertise-to: 'nope' is not host:port",
+        ),
         (["--frobnicate"], "unrecognized arguments"),
     ],
 )

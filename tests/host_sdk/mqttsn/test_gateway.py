@@ -213,25 +213,33 @@ def test_allowlist_refuses_connects_subscriptions_and_publishes(
     assert isinstance(accepted, codec.Suback) and accepted.return_code == codec.RC_ACCEPTED
 
     probe.subscribe("up/#", 1)
+    probe.subscribe("down/#", 1)
     probe.subscribe("elsewhere/#", 1)
-    allowed_id = member.register("up/ok-7/temp", 5)
-    denied_id = member.register("elsewhere/temp", 6)
-    # A denied publish is acknowledged (as MQTT 3.1.1 brokers do) but never forwarded.
-    assert member.request(codec.Publish(denied_id, b"no", 1, 7)) == codec.Puback(
-        denied_id, 7, codec.RC_ACCEPTED
+    # A topic the client may neither publish nor subscribe to cannot even be registered.
+    assert member.request(codec.Register(0, 5, "elsewhere/temp")) == codec.Regack(
+        0, 5, codec.RC_NOT_SUPPORTED
     )
-    assert member.request(codec.Publish(allowed_id, b"yes", 1, 8)) == codec.Puback(
-        allowed_id, 8, codec.RC_ACCEPTED
+    allowed_id = member.register("up/ok-7/temp", 6)
+    read_only_id = member.register("down/ok-7/cmd", 7)  # may subscribe, not publish
+    # A refused PUBLISH is answered PUBACK rc=0x03 (QoS 1/2) or dropped (QoS 0), never sent on.
+    assert member.request(codec.Publish(read_only_id, b"no", 1, 8)) == codec.Puback(
+        read_only_id, 8, codec.RC_NOT_SUPPORTED
+    )
+    member.send(codec.Publish(read_only_id, b"no-qos0", 0, 0))
+    assert member.request(codec.Publish(allowed_id, b"yes", 1, 9)) == codec.Puback(
+        allowed_id, 9, codec.RC_ACCEPTED
     )
     probe.wait_for(lambda m: ("up/ok-7/temp", b"yes", 1, False) in m, 10)
     time.sleep(0.2)
     assert probe.payloads("elsewhere/temp") == []
+    assert probe.payloads("down/ok-7/cmd") == []
     stats = gateway.stats()["gateway"]
     assert (
         stats["acl_denied_connects"],
         stats["acl_denied_subscribes"],
         stats["acl_denied_publishes"],
-    ) == (1, 1, 1)
+        stats["acl_denied_registers"],
+    ) == (1, 1, 2, 1)
     assert "intruder" not in gateway.stats()["clients"]
 
 

@@ -30,6 +30,8 @@ udp = "0.0.0.0:1885"
 serial = ["socket://127.0.0.1:4000", "/dev/ttyUSB0"]
 retry_s = 2.5
 max_clients = 50
+advertise_interval_s = 60
+advertise_to = "255.255.255.255:1885"
 
 [predefined_topics]
 1 = "fleet/announce"
@@ -66,6 +68,22 @@ def test_full_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.serial == ("socket://127.0.0.1:4000", "/dev/ttyUSB0")
     assert config.retry_s == 2.5 and config.max_clients == 50 and config.max_retries == 3
     assert config.predefined_topics == ((1, "fleet/announce"), (42, "fleet/time"))
+    assert config.advertise_to == ("255.255.255.255", 1885)
+    assert config.advertise_interval_s == 60.0
+
+
+def test_authorize_hook_follows_the_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOAL_TEST_BROKER_PASSWORD", "pw")
+    config = load_gateway_config(write(tmp_path, FULL))
+    assert config.authorize("sensor-1", "connect", "")
+    assert not config.authorize("stranger", "connect", "")
+    assert config.authorize("sensor-1", "publish", "fleet/sensor-1/t")
+    assert config.authorize("sensor-1", "will", "fleet/sensor-1/status")
+    assert not config.authorize("sensor-1", "will", "fleet/sensor-2/status")
+    assert config.authorize("sensor-1", "subscribe", "fleet/sensor-1/cmd/#")
+    assert not config.authorize("sensor-1", "subscribe", "fleet/#")
+    with pytest.raises(ValueError, match="unknown action 'delete'"):
+        config.authorize("sensor-1", "delete", "x")
 
 
 def test_access_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,6 +104,7 @@ def test_defaults_allow_everyone(tmp_path: Path) -> None:
     config = load_gateway_config(write(tmp_path, ""))
     assert config.broker.port == 1883 and config.udp == ("127.0.0.1", 1885)
     assert config.may_connect("anyone") and config.may_subscribe("anyone", "#")
+    assert config.advertise_to is None  # no ADVERTISE unless asked for
 
 
 @pytest.mark.parametrize(
@@ -108,6 +127,14 @@ def test_defaults_allow_everyone(tmp_path: Path) -> None:
         ),
         ("[[allow]]\npublish = ['#']", r"'allow\[0\].client_id': give exactly one of client_id"),
         ("[gateway\n", r"not a valid TOML file"),
+        (
+            "[gateway]\nadvertise_to = 'everyone'",
+            r"field 'gateway.advertise_to': 'everyone' is not host:port",
+        ),
+        (
+            "[gateway]\nadvertise_interval_s = 70000",
+            r"field 'gateway.advertise_interval_s': expected at most 65535 s",
+        ),
     ],
 )
 def test_bad_configs_name_the_field(tmp_path: Path, text: str, message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -96,6 +97,36 @@ def test_refcounted_filters_resubscribe_after_broker_restart() -> None:
             mqtt_publish.single("fleet/c/up", b"three", hostname="127.0.0.1", port=broker.port)
             await asyncio.sleep(0.5)
             assert len(got) == 2
+        finally:
+            bridge.stop()
+
+    with MosquittoBroker() as broker:
+        asyncio.run(scenario(broker))
+
+
+@pytest.mark.sim
+@needs_mosquitto
+def test_a_burst_larger_than_the_socket_buffer_arrives_complete_and_in_order() -> None:
+    count, size = 3000, 4096  # 12 MiB in one loop iteration: more than the kernel buffers
+
+    async def scenario(broker: MosquittoBroker) -> None:
+        got: list[bytes] = []
+        bridge = MqttBridge(
+            parse_broker_url(broker.url), lambda *m: got.append(m[1]), asyncio.get_running_loop()
+        )
+        bridge.start()
+        try:
+            await bridge.wait_connected(5)
+            sock = bridge._client.socket()  # the test looks at the real socket paho writes to
+            assert sock is not None
+            # Nagle off: a lone QoS 0 PUBLISH must not wait for the broker's delayed ACK.
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            bridge.subscribe("burst/t", 1)
+            await asyncio.sleep(0.2)
+            for number in range(count):
+                bridge.publish("burst/t", number.to_bytes(4, "big") * (size // 4), 1, False)
+            await _until(lambda: len(got) == count, timeout_s=60)
+            assert [int.from_bytes(p[:4], "big") for p in got] == list(range(count))
         finally:
             bridge.stop()
 
