@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import paho.mqtt.subscribe as mqtt_subscribe
 import pytest
 
 from codegen.errors import ShoalInputError
-from host_sdk.broker import MosquittoBroker, find_mosquitto
+from host_sdk.broker import MosquittoBroker, find_mosquitto, free_tcp_port
 from host_sdk.mqttsn.mqtt_bridge import BrokerSettings, MqttBridge, parse_broker_url
 
 needs_mosquitto = pytest.mark.skipif(
@@ -179,3 +180,97 @@ def test_username_and_password(tmp_path: Path) -> None:
         assert asyncio.run(connects(f"mqtt://gw:s3cret@127.0.0.1:{broker.port}"))
         assert not asyncio.run(connects(f"mqtt://gw:wrong@127.0.0.1:{broker.port}"))
         assert not asyncio.run(connects(f"mqtt://127.0.0.1:{broker.port}"))
+
+
+def _make_tls_files(folder: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+    files = {
+        name: folder / name
+        for name in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt", "san.ext")
+    }
+    files["san.ext"].write_text("subjectAltName=IP:127.0.0.1\n")
+    commands = [
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            files["ca.key"],
+            "-out",
+            files["ca.crt"],
+            "-days",
+            "1",
+            "-subj",
+            "/CN=shoal-test-ca",
+        ],
+        [
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            files["server.key"],
+            "-out",
+            files["server.csr"],
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        [
+            "x509",
+            "-req",
+            "-in",
+            files["server.csr"],
+            "-CA",
+            files["ca.crt"],
+            "-CAkey",
+            files["ca.key"],
+            "-CAcreateserial",
+            "-out",
+            files["server.crt"],
+            "-days",
+            "1",
+            "-extfile",
+            files["san.ext"],
+        ],
+    ]
+    for command in commands:
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True, timeout=60)
+    return files
+
+
+@pytest.mark.sim
+@needs_mosquitto
+@pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="openssl CLI missing (needed to make test certificates)"
+)
+def test_tls_to_the_broker_with_a_private_ca(tmp_path: Path) -> None:
+    files = _make_tls_files(tmp_path)
+    tls_port = free_tcp_port()
+    # A second listener with TLS; the plain one stays for MosquittoBroker's readiness probe.
+    extra = [
+        f"listener {tls_port} 127.0.0.1",
+        f"cafile {files['ca.crt']}",
+        f"certfile {files['server.crt']}",
+        f"keyfile {files['server.key']}",
+    ]
+
+    async def connects(settings: BrokerSettings) -> bool:
+        bridge = MqttBridge(settings, lambda *m: None, asyncio.get_running_loop())
+        bridge.start()
+        try:
+            await bridge.wait_connected(3)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            bridge.stop()
+
+    with MosquittoBroker(extra_config=extra):
+        url = f"mqtts://127.0.0.1:{tls_port}"
+        trusted = dataclasses.replace(parse_broker_url(url), ca_file=str(files["ca.crt"]))
+        assert trusted.tls
+        assert asyncio.run(connects(trusted))
+        # The system trust store does not know the private CA: the handshake must fail.
+        assert not asyncio.run(connects(parse_broker_url(url)))
