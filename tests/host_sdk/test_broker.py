@@ -82,8 +82,8 @@ def test_a_port_in_use_is_a_clear_error() -> None:
 
 
 def test_missing_executable_is_a_clear_error() -> None:
-    broker = MosquittoBroker(executable=None)
-    broker.executable = None
+    broker = MosquittoBroker()
+    broker.executable = None  # as when find_mosquitto() finds nothing
     with pytest.raises(BrokerError, match="apt-get install mosquitto"):
         broker.start()
     broker.close()
