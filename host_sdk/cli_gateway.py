@@ -44,6 +44,18 @@ def configure_gateway(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="send ADVERTISE there every advertise_interval_s (e.g. 255.255.255.255:1885)",
     )
+    parser.add_argument(
+        "--multicast",
+        metavar="GROUP:PORT",
+        help="join this IPv4 multicast group: answer SEARCHGW and send ADVERTISE there "
+        "(e.g. 225.1.1.1:1884)",
+    )
+    parser.add_argument(
+        "--multicast-interface",
+        metavar="ADDR",
+        help="address of the local interface for the multicast group (default 0.0.0.0; "
+        "127.0.0.1 for loopback)",
+    )
     parser.add_argument("--config", metavar="FILE", help="gateway TOML file; flags override it")
     parser.add_argument(
         "--stats-interval",
@@ -76,6 +88,8 @@ def _gateway_config_from_args(args: argparse.Namespace) -> GatewayConfig:
         GatewayConfig,
         load_gateway_config,
         parse_host_port,
+        parse_ipv4,
+        parse_multicast_group,
     )
     from host_sdk.mqttsn.mqtt_bridge import parse_broker_url
 
@@ -93,6 +107,12 @@ def _gateway_config_from_args(args: argparse.Namespace) -> GatewayConfig:
         changes["serial"] = tuple(args.serial)
     if args.advertise_to is not None:
         changes["advertise_to"] = parse_host_port(args.advertise_to, "--advertise-to")
+    if args.multicast is not None:
+        changes["multicast"] = parse_multicast_group(args.multicast, "--multicast")
+    if args.multicast_interface is not None:
+        changes["multicast_interface"] = parse_ipv4(
+            args.multicast_interface, "--multicast-interface"
+        )
     if args.stats_interval < 0:
         raise ShoalInputError(
             f"--stats-interval: {args.stats_interval} is negative (give seconds, 0 disables)"

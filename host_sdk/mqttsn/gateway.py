@@ -37,7 +37,11 @@ REGISTER of a topic the client may neither publish nor subscribe to -> REGACK, P
 
 Discovery: the gateway answers SEARCHGW with GWINFO and, when `advertise_to` is configured,
 sends ADVERTISE(GwId, Duration = `advertise_interval_s`) there from its UDP socket at start and
-every `advertise_interval_s` seconds (spec §6.1; broadcast addresses are allowed).
+every `advertise_interval_s` seconds (spec §6.1; broadcast addresses are allowed). With
+`multicast` (a group:port) the gateway also joins that group: a SEARCHGW heard there is
+answered with GWINFO sent to the group (TTL = the search radius) from the unicast socket, so
+every listening device hears it and connects to the datagram's source address; ADVERTISE goes
+to the group unless `advertise_to` says otherwise.
 
 Statistics: `Gateway.stats()` returns gateway totals (received, sent, dropped, malformed,
 retransmitted, ...) and per-client counters; every `stats_interval_s` seconds the totals (not
@@ -236,6 +240,8 @@ class Gateway:
         self.bridge: MqttBridge | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp_sock: socket.socket | None = None
+        self._multicast_sock: socket.socket | None = None
+        self.searches_answered = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -250,6 +256,11 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._started_at = time.monotonic()
+        if self.config.multicast is not None and self.config.udp is None:
+            raise ShoalInputError(
+                "gateway: multicast discovery needs a UDP listener (give --udp HOST:PORT); "
+                "devices connect to the unicast address that answers on the group"
+            )
         self.bridge = MqttBridge(self.config.broker, self._on_broker_message, loop)
         self.bridge.start()
         try:
@@ -274,6 +285,16 @@ class Gateway:
                 sock.setblocking(False)
                 self._udp_sock = sock
                 loop.add_reader(sock.fileno(), self._udp_readable)
+                if self.config.multicast is not None:
+                    self._multicast_sock = open_multicast_listener(
+                        self.config.multicast, self.config.multicast_interface
+                    )
+                    sock.setsockopt(
+                        socket.IPPROTO_IP,
+                        socket.IP_MULTICAST_IF,
+                        socket.inet_aton(self.config.multicast_interface),
+                    )
+                    loop.add_reader(self._multicast_sock.fileno(), self._multicast_readable)
             for url in self.config.serial:
                 link = SerialLink(url, self, loop)
                 try:
@@ -291,7 +312,7 @@ class Gateway:
             await self.bridge.wait_connected(broker_wait_s)
         if self.stats_interval_s:
             self._stats_task = loop.create_task(self._publish_stats_forever(self.stats_interval_s))
-        if self.config.advertise_to is not None and self._udp_sock is not None:
+        if self.advertise_target is not None and self._udp_sock is not None:
             self._advertise_task = loop.create_task(self._advertise_forever())
 
     async def stop(self) -> None:
@@ -307,10 +328,12 @@ class Gateway:
             self._timer.cancel()
             self._timer = None
             self._timer_at = None
-        if self._udp_sock is not None:
-            sock, self._udp_sock = self._udp_sock, None
-            asyncio.get_running_loop().remove_reader(sock.fileno())
-            sock.close()
+        for attribute in ("_udp_sock", "_multicast_sock"):
+            sock = getattr(self, attribute)
+            if sock is not None:
+                setattr(self, attribute, None)
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+                sock.close()
         links = list(self.serial_links.values())
         self.serial_links.clear()
         if links:
@@ -344,6 +367,31 @@ class Gateway:
                 self.udp_errors += 1
                 continue
             receive(address, datagram)
+
+    def _multicast_readable(self) -> None:
+        sock, udp = self._multicast_sock, self._udp_sock
+        if sock is None or udp is None or self.config.multicast is None:
+            return
+        for _ in range(UDP_READ_BATCH):
+            try:
+                datagram = sock.recv(UDP_MAX_DATAGRAM_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.udp_errors += 1
+                continue
+            answer = self.registry.answer_search(datagram)
+            if answer is None:
+                continue
+            gwinfo, radius = answer
+            # Sent from the unicast socket: its source address is where devices connect.
+            try:
+                udp.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, min(radius, 255))
+                udp.sendto(gwinfo, self.config.multicast)
+            except OSError:
+                self.udp_errors += 1
+                continue
+            self.searches_answered += 1
 
     def _receive(self, address: Hashable, datagram: bytes) -> None:
         try:
@@ -492,6 +540,7 @@ class Gateway:
                 "acl_denied_wills": denied.get(ACTION_WILL, 0),
                 "wills_published": self.wills_published,
                 "advertisements_sent": self.advertisements_sent,
+                "searches_answered_multicast": self.searches_answered,
                 "udp_errors": self.udp_errors,
                 "internal_errors": self.internal_errors,
                 "udp_receive_buffer_bytes": self.udp_receive_buffer_bytes,
@@ -525,10 +574,15 @@ class Gateway:
             self.on_stats(stats)
         return stats
 
+    @property
+    def advertise_target(self) -> tuple[str, int] | None:
+        """Where ADVERTISE goes: `advertise_to`, else the multicast group, else nowhere."""
+        return self.config.advertise_to or self.config.multicast
+
     def advertise(self) -> None:
-        """Send one ADVERTISE(GwId, Duration) to `advertise_to` (Duration: the interval in
-        whole seconds, rounded up, 1..65535)."""
-        target = self.config.advertise_to
+        """Send one ADVERTISE(GwId, Duration) to `advertise_target` (Duration: the interval
+        in whole seconds, rounded up, 1..65535)."""
+        target = self.advertise_target
         if target is None or self._udp_sock is None:
             return
         duration_s = min(0xFFFF, max(1, math.ceil(self.config.advertise_interval_s)))
@@ -549,6 +603,29 @@ class Gateway:
         while True:
             await asyncio.sleep(interval_s)
             self.publish_stats()
+
+
+def open_multicast_listener(group: tuple[str, int], interface: str) -> socket.socket:
+    """A non-blocking UDP socket bound to the group's port and joined to `group` on the
+    interface with address `interface` (0.0.0.0: the kernel's choice). SO_REUSEADDR lets
+    devices on the same host listen on the port too. Raises ShoalInputError when the group
+    cannot be joined."""
+    host, port = group
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        membership = socket.inet_aton(host) + socket.inet_aton(interface)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+    except OSError as exc:
+        sock.close()
+        raise ShoalInputError(
+            f"multicast group {host}:{port} on interface {interface}: cannot join "
+            f"({exc.strerror}); give a 224.0.0.0/4 group, a free port and the address of a "
+            "local interface (e.g. 127.0.0.1)"
+        ) from exc
+    sock.setblocking(False)
+    return sock
 
 
 def _stop_links(links: list[SerialLink]) -> None:
@@ -600,7 +677,12 @@ def print_ready(gateway: Gateway) -> None:
     udp = gateway.bound_udp_address
     udp_text = f"{udp[0]}:{udp[1]}" if udp else "-"
     serial_text = ",".join(link.url for link in gateway.serial_links.values()) or "-"
-    print(f"gateway ready udp={udp_text} serial={serial_text}", flush=True)
+    group = gateway.config.multicast
+    multicast_text = f"{group[0]}:{group[1]}" if group and gateway._multicast_sock else "-"
+    print(
+        f"gateway ready udp={udp_text} serial={serial_text} multicast={multicast_text}",
+        flush=True,
+    )
     if gateway.bridge is not None and not gateway.bridge.connected.is_set():
         settings = gateway.config.broker
         print(

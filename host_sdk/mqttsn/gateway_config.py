@@ -17,6 +17,8 @@ Example (every table optional except what the gateway needs to listen and reach 
     serial = ["socket://127.0.0.1:4000"]   # pyserial URLs; framing: COBS + CRC-16
     advertise_interval_s = 900       # seconds between ADVERTISEs (and their Duration field)
     advertise_to = "255.255.255.255:1885"  # where ADVERTISE goes; omitted: no ADVERTISE
+    multicast = "225.1.1.1:1884"     # join this group: answer SEARCHGW there, ADVERTISE there
+    multicast_interface = "127.0.0.1"  # local address to join and send on (default 0.0.0.0)
     retry_s = 10.0                   # T_RETRY for downstream QoS 1/2
     max_retries = 3                  # N_RETRY
     max_clients = 10000              # new CONNECTs beyond this get CONNACK congestion
@@ -35,6 +37,7 @@ Example (every table optional except what the gateway needs to listen and reach 
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +78,8 @@ class GatewayConfig:
     serial: tuple[str, ...] = ()
     advertise_interval_s: float = 900.0
     advertise_to: tuple[str, int] | None = None
+    multicast: tuple[str, int] | None = None
+    multicast_interface: str = "0.0.0.0"
     retry_s: float = 10.0
     max_retries: int = 3
     max_clients: int = 10000
@@ -169,6 +174,31 @@ def parse_host_port(text: str, where: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def parse_ipv4(text: str, where: str) -> str:
+    """A dotted IPv4 address, with an error naming `where` it came from."""
+    try:
+        socket.inet_aton(text)
+    except OSError:
+        raise ShoalInputError(
+            f"{where}: {text!r} is not an IPv4 address (e.g. 127.0.0.1)"
+        ) from None
+    if text.count(".") != 3:
+        raise ShoalInputError(f"{where}: {text!r} is not a dotted IPv4 address (e.g. 127.0.0.1)")
+    return text
+
+
+def parse_multicast_group(text: str, where: str) -> tuple[str, int]:
+    """`group:port` with an IPv4 multicast group (224.0.0.0/4) -> (group, port)."""
+    group, port = parse_host_port(text, where)
+    parse_ipv4(group, where)
+    if not 224 <= int(group.split(".")[0]) <= 239:
+        raise ShoalInputError(
+            f"{where}: {group} is not an IPv4 multicast group (accepted: 224.0.0.0 to "
+            "239.255.255.255, e.g. 225.1.1.1:1884)"
+        )
+    return group, port
+
+
 class _Reader:
     def __init__(self, path: Path, section: str, data: dict[str, Any], known: tuple[str, ...]):
         self.path, self.section, self.data = path, section, data
@@ -255,6 +285,8 @@ def load_gateway_config(path: Path) -> GatewayConfig:
             "serial",
             "advertise_interval_s",
             "advertise_to",
+            "multicast",
+            "multicast_interface",
             "retry_s",
             "max_retries",
             "max_clients",
@@ -274,6 +306,14 @@ def load_gateway_config(path: Path) -> GatewayConfig:
             f"expected at most {MAX_ADVERTISE_INTERVAL_S} s (ADVERTISE's 2-octet Duration), "
             f"got {advertise_interval_s:g}",
         )
+    multicast_text = gateway.get("multicast", str, None)
+    multicast_interface = gateway.get("multicast_interface", str, "0.0.0.0")
+    multicast = (
+        parse_multicast_group(multicast_text, f"{path}: field 'gateway.multicast'")
+        if multicast_text
+        else None
+    )
+    parse_ipv4(multicast_interface, f"{path}: field 'gateway.multicast_interface'")
     return GatewayConfig(
         broker=broker,
         gateway_id=gateway_id,
@@ -285,6 +325,8 @@ def load_gateway_config(path: Path) -> GatewayConfig:
             if advertise_text
             else None
         ),
+        multicast=multicast,
+        multicast_interface=multicast_interface,
         retry_s=float(gateway.positive("retry_s", 10.0)),
         max_retries=gateway.positive("max_retries", 3, integer=True),
         max_clients=gateway.positive("max_clients", 10000, integer=True),

@@ -962,6 +962,20 @@ class GatewayRegistry:
         self._collect(session, out, events, now)
         return out, events
 
+    def answer_search(self, datagram: bytes) -> tuple[bytes, int] | None:
+        """A datagram heard on the discovery (multicast) group: for a SEARCHGW, the GWINFO to
+        send to the group and the SEARCHGW's radius (hops; at least 1); None for anything
+        else (other devices' GWINFO, ADVERTISE, noise), which is not counted as an error."""
+        try:
+            msg = decode(datagram)
+        except MqttSnDecodeError:
+            return None
+        if not isinstance(msg, codec.SearchGw):
+            return None
+        self.counters.received += 1
+        self.counters.sent += 1
+        return encode(codec.GwInfo(self.config.gw_id)), max(1, msg.radius)
+
     def deliver_downstream(
         self, topic: str, payload: bytes, qos: int, retain: bool, now: float
     ) -> Output:

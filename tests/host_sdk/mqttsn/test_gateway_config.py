@@ -32,6 +32,8 @@ retry_s = 2.5
 max_clients = 50
 advertise_interval_s = 60
 advertise_to = "255.255.255.255:1885"
+multicast = "225.1.1.1:1884"
+multicast_interface = "127.0.0.1"
 
 [predefined_topics]
 1 = "fleet/announce"
@@ -70,6 +72,7 @@ def test_full_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.predefined_topics == ((1, "fleet/announce"), (42, "fleet/time"))
     assert config.advertise_to == ("255.255.255.255", 1885)
     assert config.advertise_interval_s == 60.0
+    assert config.multicast == ("225.1.1.1", 1884) and config.multicast_interface == "127.0.0.1"
 
 
 def test_authorize_hook_follows_the_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,6 +137,18 @@ def test_defaults_allow_everyone(tmp_path: Path) -> None:
         (
             "[gateway]\nadvertise_interval_s = 70000",
             r"field 'gateway.advertise_interval_s': expected at most 65535 s",
+        ),
+        (
+            "[gateway]\nmulticast = '10.0.0.1:1884'",
+            r"field 'gateway.multicast': 10.0.0.1 is not an IPv4 multicast group \(accepted: 224",
+        ),
+        (
+            "[gateway]\nmulticast = '225.1.1.1'",
+            r"field 'gateway.multicast': '225.1.1.1' is not host:port",
+        ),
+        (
+            "[gateway]\nmulticast_interface = 'lo'",
+            r"field 'gateway.multicast_interface': 'lo' is not an IPv4 address",
         ),
     ],
 )
