@@ -19,7 +19,7 @@ from codegen import __version__
 from codegen.errors import ShoalInputError
 from codegen.ir.board import Board
 from codegen.loaders.board_loader import get_board, load_boards
-from host_sdk import cli_gateway, cli_model
+from host_sdk import cli_gateway, cli_model, cli_verify
 from host_sdk.doctor import missing_required, run_doctor
 
 EXIT_OK = 0
@@ -210,6 +210,12 @@ COMMANDS: tuple[Command, ...] = (
         "compile a .tflite model into C or MicroPython sources",
         cli_model.configure_gen_model,
         cli_model.run_gen_model,
+    ),
+    Command(
+        "verify",
+        "run generated C or MicroPython next to TFLM on your inputs: bit-exact or not",
+        cli_verify.configure_verify,
+        cli_verify.run_verify,
     ),
     Command(
         "doctor",

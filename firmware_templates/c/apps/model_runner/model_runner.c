@@ -25,6 +25,10 @@
  * Profile ticks are the HAL's profiling counter (on QEMU: SysTick input clock ticks, which
  * follow host time, or executed instructions under -icount): they show which layer dominates.
  *
+ * When built with -DSHOAL_RUNNER_ARENA_FILL=<seed>, the arena is first filled with pseudo-random
+ * bytes (xorshift32 from <seed>): outputs then prove the model does not rely on a zeroed arena,
+ * only on its reset (shoal verify builds it so).
+ *
  * shoal_runner_bench_reset() and shoal_runner_bench_reset_invoke() touch no peripheral, so
  * host_sdk.hil.icount can count the instructions of one reset + inference (subtract the two).
  */
@@ -108,10 +112,27 @@ int shoal_runner_bench_reset_invoke(void)
     return shoal_runner_model_invoke(shoal_runner_inputs[0], s_output, s_arena);
 }
 
+#ifdef SHOAL_RUNNER_ARENA_FILL
+static void shoal_runner_fill_arena(uint32_t seed)
+{
+    uint32_t x = seed | 1u; /* xorshift32 must not start at 0 */
+    uint32_t i;
+    for (i = 0; i < (uint32_t)sizeof(s_arena); ++i) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        s_arena[i] = (uint8_t)(x >> 24);
+    }
+}
+#endif
+
 int main(void)
 {
     uint32_t step;
     shoal_hal_init();
+#ifdef SHOAL_RUNNER_ARENA_FILL
+    shoal_runner_fill_arena((uint32_t)(SHOAL_RUNNER_ARENA_FILL));
+#endif
     printf("shoal-model-runner board=%s steps=%lu arena=%lu\n", SHOAL_BOARD_NAME,
            (unsigned long)SHOAL_RUNNER_STEP_COUNT, (unsigned long)SHOAL_RUNNER_ARENA_BYTES);
     shoal_runner_model_set_profiler(shoal_runner_on_op, &s_profile);
