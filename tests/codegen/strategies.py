@@ -903,10 +903,18 @@ LSTM_CELL_SCALE = 2.0**-12
 
 
 @st.composite
-def lstm_models(draw: st.DrawFn) -> tuple[bytes, ModelCase]:
-    """A full-integer UNIDIRECTIONAL_SEQUENCE_LSTM (see `lstm_case`) of random size."""
+def lstm_models(draw: st.DrawFn, nonzero_state_zero_point: bool = False) -> tuple[bytes, ModelCase]:
+    """A full-integer UNIDIRECTIONAL_SEQUENCE_LSTM (see `lstm_case`) of random size.
+
+    With `nonzero_state_zero_point` the int8 output state (and the output, which shares its
+    quantisation) gets a zero point drawn from [-64, 64] without 0, so a reset that fills the
+    state with 0 instead of its zero point gives different outputs.
+    """
     x = _input_spec(draw, "input", (1, 1, 1), "LSTM")
     assert x.scale is not None and x.zero_point is not None
+    state_zero_point = 0
+    if nonzero_state_zero_point:
+        state_zero_point = draw(st.integers(1, 64)) * draw(st.sampled_from((-1, 1)))
     return lstm_case(
         _rng(draw),
         steps=draw(st.integers(1, 6)),
@@ -916,6 +924,7 @@ def lstm_models(draw: st.DrawFn) -> tuple[bytes, ModelCase]:
         input_zero_point=x.zero_point[0],
         output_scale=1.0 / 128.0 * _irregular_factor(draw),
         cell_clip=draw(st.sampled_from((0.0, 8.0))),
+        state_zero_point=state_zero_point,
     )
 
 
@@ -929,12 +938,16 @@ def lstm_case(
     input_zero_point: int,
     output_scale: float,
     cell_clip: float,
+    state_zero_point: int = 0,
 ) -> tuple[bytes, ModelCase]:
     """A full-integer UNIDIRECTIONAL_SEQUENCE_LSTM (no peepholes, projection or layer norm),
     laid out like TFLite's converter output: per-tensor int8 gate weights, int32 gate biases
     at input_scale * weight_scale, variable int8 output state and int16 cell state, and the
     five intermediates. Input (1, steps, features), output (1, steps, units). Its state
     carries over between invocations. `output_scale` should cover h = o * tanh(c) in (-1, 1).
+    `state_zero_point` is the zero point of the int8 output state and of the output (TFLite's
+    LSTM copies the hidden state to the output, so the two share quantisation); a reset fills
+    the state with it.
     """
     x = activation_spec((1, steps, features), input_scale, input_zero_point, "input")
     inputs: list[TensorSpec | None] = [x]
@@ -954,13 +967,20 @@ def lstm_case(
         inputs.append(bias_spec(b, input_scale, [scale], f"{gate}_gate_bias"))
     inputs += [None, None]  # projection weights and bias
     output_state = TensorSpec(
-        (1, units), "int8", (output_scale,), (0,), 0, None, "output_state", is_variable=True
+        (1, units),
+        "int8",
+        (output_scale,),
+        (state_zero_point,),
+        0,
+        None,
+        "output_state",
+        is_variable=True,
     )
     cell_state = TensorSpec(
         (1, units), "int16", (LSTM_CELL_SCALE,), (0,), 0, None, "cell_state", is_variable=True
     )
     inputs += [output_state, cell_state, None, None, None, None]  # then 4 x layer norm
-    output = activation_spec((1, steps, units), output_scale, 0, "output")
+    output = activation_spec((1, steps, units), output_scale, state_zero_point, "output")
     options = {"activation": "TANH", "cell_clip": cell_clip, "time_major": False}
     case = ModelCase(
         (OpCase("UNIDIRECTIONAL_SEQUENCE_LSTM", options, tuple(inputs), (output,)),),
