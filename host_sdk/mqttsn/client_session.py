@@ -4,7 +4,14 @@ Responsible for the client side of the protocol: CONNECT (with the will flow), R
 PUBLISH at QoS -1/0/1/2 with retransmission (T_RETRY, N_RETRY) and one request in flight,
 exactly-once reception of QoS 2, SUBSCRIBE/UNSUBSCRIBE (including REGISTERs the gateway starts
 for wildcard subscriptions), keep-alive and gateway-loss detection, sleep and wake, and
-gateway discovery. Every method takes `now` (seconds, float, any monotonic origin) and returns
+gateway discovery. After a reconnect it finishes what the gateway may not have: an
+unacknowledged QoS 1/2 PUBLISH is sent again with its message id and DUP set, a QoS 2 one that
+had its PUBREC gets its PUBREL again, and a clean session re-SUBSCRIBEs what it had subscribed
+(a persistent session, CleanSession=0, trusts the gateway to have kept them: MQTT-SN 1.2's
+CONNACK cannot say otherwise). DISCONNECT waits (bounded) for the PUBRELs of QoS 2 messages
+received and acknowledged with PUBREC, so the gateway's exchange completes.
+
+Every method takes `now` (seconds, float, any monotonic origin) and returns
 `(datagrams, events)`: the datagrams go to the gateway (SEARCHGW to the broadcast address) in
 order, the events go to the application. It must not do I/O, sleep, use threads or read a
 clock; the caller calls `tick(now)` no later than `next_deadline()`.
@@ -116,9 +123,14 @@ class ConnectRejected(ClientEvent):
 
 
 class Disconnected(ClientEvent):
-    """The session ended: our DISCONNECT was answered, or the gateway sent one."""
+    """The session ended: our DISCONNECT was answered (`by_gateway` False), or the gateway
+    sent one on its own (`by_gateway` True: it dropped or does not know the session; connect
+    again)."""
 
-    __slots__ = ()
+    __slots__ = ("by_gateway",)
+
+    def __init__(self, by_gateway: bool = False) -> None:
+        self.by_gateway = by_gateway
 
 
 class GatewayLost(ClientEvent):
@@ -250,7 +262,9 @@ class ClientSession:
 
     `keep_alive_s`, `t_retry_s`, `t_wait_s`, `t_searchgw_s` are seconds; `n_retry` counts
     retransmissions before the gateway is declared lost. `predefined_topics` maps topic names
-    to the predefined topic ids agreed with the gateway. Wrong arguments raise ValueError.
+    to the predefined topic ids agreed with the gateway. `resubscribe`: after a reconnect with
+    CleanSession=1, SUBSCRIBE again to every filter still subscribed (before queued work).
+    Wrong arguments raise ValueError.
     """
 
     def __init__(
@@ -267,6 +281,7 @@ class ClientSession:
         n_retry: int = N_RETRY,
         t_wait_s: float = T_WAIT_S,
         t_searchgw_s: float = T_SEARCHGW_S,
+        resubscribe: bool = True,
     ) -> None:
         if not 1 <= len(client_id.encode()) <= 23:
             raise ValueError(f"client_id {client_id!r}: expected 1..23 bytes")
@@ -285,6 +300,7 @@ class ClientSession:
         self.n_retry = n_retry
         self.t_wait_s = t_wait_s
         self.t_searchgw_s = t_searchgw_s
+        self.resubscribe = resubscribe
         self.state = DISCONNECTED
         # Counters (never reset): datagrams sent/received, malformed ones, retransmissions.
         self.sent = 0
@@ -296,6 +312,13 @@ class ClientSession:
         self._queue: list[tuple] = []
         self._inflight: _Request | None = None
         self._incoming_qos2 = Qos2Dedup(t_retry_s * (n_retry + 1))
+        # QoS 2 message ids we answered with PUBREC and whose PUBREL has not come yet.
+        self._awaiting_pubrel: set[int] = set()
+        # Filters subscribed (topic -> requested QoS), for re-SUBSCRIBE after a clean reconnect.
+        self._subscriptions: dict[str, int] = {}
+        self._ever_connected = False
+        # DISCONNECT held back for awaited PUBRELs until this time (seconds), then sent anyway.
+        self._disconnect_hold: float | None = None
         self._next_msg_id = 0
         self._last_tx = 0.0
         self._now = 0.0
@@ -313,6 +336,7 @@ class ClientSession:
             self._topic_ids = {}
             self._topic_names = {}
             self._incoming_qos2.clear()
+            self._awaiting_pubrel = set()
         self._put_back_inflight()
         self.state = CONNECTING
         connect = Connect(
@@ -378,12 +402,18 @@ class ClientSession:
     def unsubscribe(self, topic: str, now: float) -> "tuple[list[bytes], list[ClientEvent]]":
         """Queue an UNSUBSCRIBE from `topic`; Unsubscribed follows."""
         self._now = now
+        # Forgotten now, so a reconnect before the UNSUBACK does not subscribe it again.
+        self._subscriptions.pop(topic, None)
         self._queue.append(("unsubscribe", topic))
         self._pump(now)
         return self._flush()
 
     def disconnect(self, now: float) -> "tuple[list[bytes], list[ClientEvent]]":
-        """Queue a DISCONNECT; Disconnected follows. The gateway does not publish the will."""
+        """Queue a DISCONNECT; Disconnected follows. The gateway does not publish the will.
+
+        It goes after the queued work, and once every QoS 2 message received has had its
+        PUBREL (or t_retry_s x (n_retry + 1) seconds have passed waiting for them).
+        """
         self._now = now
         self._queue.append(("disconnect", None))
         self._pump(now)
@@ -449,6 +479,9 @@ class ClientSession:
             candidate = self._last_tx + self.keep_alive_s
         if candidate is not None and (deadline is None or candidate < deadline):
             deadline = candidate
+        hold = self._disconnect_hold
+        if hold is not None and self._inflight is None and (deadline is None or hold < deadline):
+            deadline = hold
         return deadline
 
     def tick(self, now: float) -> "tuple[list[bytes], list[ClientEvent]]":
@@ -463,7 +496,17 @@ class ClientSession:
                 self._retransmit(request, now)
         elif self._keep_alive_due(now):
             self._send_request(("ping",), Pingreq(), PINGRESP, now)
+        else:
+            self._pump(now)  # a DISCONNECT held for PUBRELs may be due
         return self._flush()
+
+    def pending(self) -> int:
+        """Requests queued or in flight, plus QoS 2 receptions awaiting their PUBREL."""
+        return len(self._queue) + (self._inflight is not None) + len(self._awaiting_pubrel)
+
+    def subscriptions(self) -> "dict[str, int]":
+        """The filters this session has subscribed (topic -> requested QoS)."""
+        return dict(self._subscriptions)
 
     def _keep_alive_due(self, now: float) -> bool:
         return (
@@ -542,9 +585,18 @@ class ClientSession:
             self._requeue(request)
 
     def _requeue(self, request: _Request) -> None:
-        # A request that lost its gateway goes back to the queue so that nothing is lost.
-        if request.op[0] in ("publish", "register", "subscribe", "unsubscribe"):
-            self._queue.insert(0, request.op)
+        # A request that lost its gateway goes back to the queue so that nothing is lost. A
+        # PUBLISH keeps its message id (sent again with DUP, so a gateway that kept the session
+        # can tell it is a copy); after PUBREC only the PUBREL is sent again.
+        op = request.op
+        kind = op[0]
+        if kind == "publish" and request.reply_type == PUBCOMP:
+            self._queue.insert(0, ("pubrel", op[1], request.msg_id))
+        elif kind == "publish":
+            # Concatenation, not (*op, x): MicroPython has no unpacking in tuple displays.
+            self._queue.insert(0, op[:5] + (request.msg_id,))  # noqa: RUF005
+        elif kind in ("pubrel", "register", "subscribe", "unsubscribe"):
+            self._queue.insert(0, op)
 
     def _pump(self, now: float) -> None:
         # Start queued requests while nothing is in flight (spec: one outstanding request).
@@ -563,9 +615,13 @@ class ClientSession:
                 if qos == 0:
                     self._send(Publish(ref[1], payload, 0, 0, ref[0], retain))
                     continue
-                msg_id = self._msg_id()
-                publish = Publish(ref[1], payload, qos, msg_id, ref[0], retain)
-                self._send_request(op, publish, PUBACK if qos == 1 else PUBREC, now, msg_id)
+                again = len(op) > 5  # a copy of one sent before a reconnect
+                msg_id = op[5] if again else self._msg_id()
+                publish = Publish(ref[1], payload, qos, msg_id, ref[0], retain, dup=again)
+                self._send_request(op[:5], publish, PUBACK if qos == 1 else PUBREC, now, msg_id)
+            elif kind == "pubrel":
+                self._queue.pop(0)
+                self._send_request(op, Pubrel(op[2]), PUBCOMP, now, op[2])
             elif kind == "register":
                 self._queue.pop(0)
                 msg_id = self._msg_id()
@@ -595,6 +651,12 @@ class ClientSession:
                 upd = WillTopicUpd(op[1], op[3], op[4])
                 self._send_request(op, upd, WILLTOPICRESP, now)
             else:  # disconnect
+                if self._awaiting_pubrel:
+                    if self._disconnect_hold is None:
+                        self._disconnect_hold = now + self.t_retry_s * (self.n_retry + 1)
+                    if now < self._disconnect_hold:
+                        return  # tick() or the PUBREL starts it
+                self._disconnect_hold = None
                 self._queue.pop(0)
                 self._send_request(op, Disconnect(op[1]), DISCONNECT, now)
 
@@ -636,7 +698,10 @@ class ClientSession:
             return
         if isinstance(msg, Pubrel):
             self._incoming_qos2.release(msg.msg_id, now)
+            self._awaiting_pubrel.discard(msg.msg_id)
             self._send(Pubcomp(msg.msg_id))
+            if self._inflight is None:
+                self._pump(now)  # a DISCONNECT may have been waiting for this
             return
         if isinstance(msg, (Advertise, GwInfo)):
             self._search_deadline = None
@@ -661,7 +726,7 @@ class ClientSession:
             # The gateway ended the session (or does not know us): reconnect is up to the app.
             self._put_back_inflight()
             self.state = DISCONNECTED
-            self._events.append(Disconnected())
+            self._events.append(Disconnected(by_gateway=True))
             return
         if request is None:
             return
@@ -725,6 +790,9 @@ class ClientSession:
         if msg.return_code == RC_ACCEPTED:
             self._inflight = None
             self.state = ACTIVE
+            if self.clean_session and self._ever_connected and self.resubscribe:
+                self._queue_resubscribe()
+            self._ever_connected = True
             self._events.append(Connected())
             self._pump(now)
         elif msg.return_code == RC_CONGESTION:
@@ -733,6 +801,16 @@ class ClientSession:
             self._inflight = None
             self.state = DISCONNECTED
             self._events.append(ConnectRejected(msg.return_code))
+
+    def _queue_resubscribe(self) -> None:
+        # A clean session starts with no subscriptions: subscribe again, before queued work.
+        queued = [op[1] for op in self._queue if op[0] in ("subscribe", "unsubscribe")]
+        again = [
+            ("subscribe", topic, qos)
+            for topic, qos in self._subscriptions.items()
+            if topic not in queued
+        ]
+        self._queue[:0] = again
 
     def _wait_congestion(self, now: float) -> None:
         # "Rejected: congestion": send the same request again after T_WAIT, uncounted.
@@ -788,6 +866,7 @@ class ClientSession:
             named = not _is_wildcard(topic) and self._static_topic_ref(topic) is None
             if msg.topic_id != 0 and named:
                 self._learn_topic(topic, msg.topic_id)
+            self._subscriptions[topic] = request.op[2]
             self._events.append(Subscribed(topic, msg.topic_id, msg.qos))
             self._complete(now)
         elif msg.return_code == RC_CONGESTION:
@@ -815,6 +894,7 @@ class ClientSession:
             return
         if qos == 2:
             if self._incoming_qos2.is_new(msg.msg_id, self._now):
+                self._awaiting_pubrel.add(msg.msg_id)
                 self._events.append(MessageReceived(topic, bytes(msg.data), 2, msg.retain))
             self._send(Pubrec(msg.msg_id))
             return

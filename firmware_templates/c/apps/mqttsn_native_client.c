@@ -33,9 +33,15 @@
  *   --run-ms MS                minimum run time before exiting (default 0)
  *   --timeout-ms MS            give up after this long: print TIMEOUT, exit 1 (default 60000)
  *   --retry-ms MS              T_RETRY (default 10000)   --max-retries N   N_RETRY (default 3)
- *   --reconnect-ms MS          pause before reconnecting after LOST (default 1000)
+ *   --reconnect-ms MS          first pause before reconnecting after LOST or a DISCONNECT from
+ *                              the gateway (default 1000); doubles per failed attempt, jittered
+ *   --reconnect-max-ms MS      cap of that pause (default 60000)
  *   --search                   send SEARCHGW to the --gateway address (may be a broadcast
  *                              address) and connect to whoever answers with GWINFO
+ *   --multicast GROUP:PORT     discover the gateway on this IPv4 multicast group: SEARCHGW goes
+ *                              there, GWINFO/ADVERTISE heard there name the gateway (the sender,
+ *                              or GWINFO's GwAdd); --gateway is then optional
+ *   --multicast-interface ADDR local interface address to join and send on (default 0.0.0.0)
  *   --local-port P             bind this UDP port (default any)
  *
  * Output lines (space separated; <topic> is the name, "@<id>" for a predefined id without a
@@ -44,13 +50,18 @@
  *   READY                               first CONNACK accepted and initial subscriptions acked
  *   SUBACK <msgid> <granted_qos> <rc> <topic_id> <filter>
  *   REGISTER <topic_id> <name>          a topic id learnt (our REGACK or the gateway's REGISTER)
- *   RECV <topic> <qos> <retain> <hex>   a received PUBLISH (QoS 2 printed exactly once)
+ *   RECV <topic> <qos> <retain> <hex>   a received PUBLISH. QoS 2 is printed (and counted for
+ *                              --expect) exactly once, when its first PUBLISH arrives: the client
+ *                              acknowledges copies of that message id without delivering them.
+ *                              The program exits only after that exchange ended with our PUBCOMP
+ *                              (the client refuses DISCONNECT while a PUBREL is due).
  *   PUBDONE <msgid> <rc>                a publish completed (QoS 0/-1: sent; msgid 0)
  *   LOST / RECONNECTED                  gateway stopped answering / session back (resubscribed)
  *   ASLEEP / AWAKE / DISCONNECTED / PINGRESP
  *   GWINFO <gw_id> / ADVERTISE <gw_id> <duration_s> / SEARCHFAILED
  *   STATS sent=<n> received=<n> retransmitted=<n> malformed=<n> dropped=<n>
- *   DONE                                script complete; exit status 0
+ *   DONE                                script complete; then DISCONNECT (so the gateway publishes
+ *                                       no will), after any open QoS 2 exchange; exit status 0
  *   TIMEOUT                             --timeout-ms passed first; exit status 1
  *   ERROR <text>                        bad arguments or socket failure; exit status 2
  */
@@ -157,15 +168,17 @@ static void on_event(void *user, const shoal_mqttsn_event *ev)
     case SHOAL_MQTTSN_EVENT_AWAKE: printf("AWAKE\n"); break;
     case SHOAL_MQTTSN_EVENT_DISCONNECTED: printf("DISCONNECTED\n"); break;
     case SHOAL_MQTTSN_EVENT_GWINFO:
-        printf("GWINFO %u\n", ev->gw_id);
+    case SHOAL_MQTTSN_EVENT_ADVERTISE:
+        if (ev->type == SHOAL_MQTTSN_EVENT_GWINFO) {
+            printf("GWINFO %u\n", ev->gw_id);
+        } else {
+            printf("ADVERTISE %u %u\n", ev->gw_id, (unsigned)ev->duration_s);
+        }
         if (app->search && !app->gwinfo) {
-            /* Inside poll(), right after recv: the last sender is this GWINFO's. */
-            shoal_posix_udp_use_last_sender(app->udp);
+            /* Inside poll(), right after recv: the last sender is this datagram's. */
+            shoal_posix_udp_use_gateway(app->udp, ev->gw_add, ev->gw_add_len);
             app->gwinfo = 1;
         }
-        break;
-    case SHOAL_MQTTSN_EVENT_ADVERTISE:
-        printf("ADVERTISE %u %u\n", ev->gw_id, (unsigned)ev->duration_s);
         break;
     case SHOAL_MQTTSN_EVENT_SEARCH_FAILED:
         printf("SEARCHFAILED\n");
@@ -309,6 +322,9 @@ int main(int argc, char **argv)
     char host[128] = "";
     long port = -1;
     long local_port = 0;
+    char mcast_group[64] = "";
+    char mcast_iface[64] = "0.0.0.0";
+    long mcast_port = -1;
     static char will_msg[SHOAL_MQTTSN_MAX_PAYLOAD + 1];
     static script_item predefs[MAX_ITEMS];
     int predef_count = 0;
@@ -399,17 +415,47 @@ int main(int argc, char **argv)
             cfg.max_retries = (uint8_t)parse_long(val, "--max-retries expects a number");
         } else if (strcmp(opt, "--reconnect-ms") == 0) {
             cfg.reconnect_delay_ms = (uint32_t)parse_long(val, "--reconnect-ms expects a number");
+        } else if (strcmp(opt, "--reconnect-max-ms") == 0) {
+            cfg.reconnect_max_delay_ms =
+                (uint32_t)parse_long(val, "--reconnect-max-ms expects a number");
+        } else if (strcmp(opt, "--multicast") == 0) {
+            const char *colon = strrchr(val, ':');
+            if (colon == NULL) {
+                fail("--multicast expects GROUP:PORT");
+            }
+            copy_bounded(mcast_group, sizeof(mcast_group), val, (size_t)(colon - val),
+                         "multicast group too long");
+            mcast_port = parse_long(colon + 1, "--multicast port must be a number");
+        } else if (strcmp(opt, "--multicast-interface") == 0) {
+            copy_bounded(mcast_iface, sizeof(mcast_iface), val, strlen(val),
+                         "--multicast-interface too long");
         } else if (strcmp(opt, "--local-port") == 0) {
             local_port = parse_long(val, "--local-port expects a number");
         } else {
             fail("unknown option (see the header of mqttsn_native_client.c)");
         }
     }
+    if (mcast_group[0] != '\0') {
+        if (mcast_port <= 0 || mcast_port > 65535) {
+            fail("--multicast GROUP:PORT needs a port 1..65535");
+        }
+        if (host[0] == '\0') {
+            /* No gateway known yet: discovery names it. */
+            copy_bounded(host, sizeof(host), mcast_group, strlen(mcast_group), "group too long");
+            port = mcast_port;
+        }
+        app.search = 1;
+    }
     if (host[0] == '\0' || port <= 0 || port > 65535) {
-        fail("--gateway HOST:PORT is required");
+        fail("--gateway HOST:PORT (or --multicast GROUP:PORT) is required");
     }
     if (shoal_posix_udp_open(&udp, host, (uint16_t)port, (uint16_t)local_port) < 0) {
         fail("cannot open the UDP socket or resolve the gateway host");
+    }
+    if (mcast_group[0] != '\0' &&
+        shoal_posix_udp_join_multicast(&udp, mcast_group, (uint16_t)mcast_port, mcast_iface) <
+            0) {
+        fail("cannot join the multicast group (check GROUP is 224.0.0.0/4 and the interface)");
     }
     shoal_posix_udp_transport(&udp, &transport);
     app.udp = &udp;
@@ -499,14 +545,25 @@ int main(int argc, char **argv)
         (void)shoal_posix_udp_wait(&udp, 2u);
     }
     {
-        /* Best-effort DISCONNECT so the gateway frees our slot (and does not publish the will). */
+        /* DISCONNECT so the gateway frees our slot and does not publish the will. The client
+         * refuses it while a received QoS 2 message still awaits its PUBREL (our PUBCOMP is
+         * due), so poll until it is accepted; both waits are bounded by T_RETRY x (N_RETRY+1). */
+        uint32_t bound = cfg.retry_ms * ((uint32_t)cfg.max_retries + 1u);
         uint32_t t0 = shoal_posix_now_ms();
-        if (shoal_mqttsn_client_disconnect(&client) == SHOAL_MQTTSN_OK) {
-            while (shoal_mqttsn_client_state(&client) == SHOAL_MQTTSN_STATE_DISCONNECTING &&
-                   (uint32_t)(shoal_posix_now_ms() - t0) < 1000u) {
-                (void)shoal_posix_udp_wait(&udp, 5u);
-                (void)shoal_mqttsn_client_poll(&client);
-            }
+        int rc = shoal_mqttsn_client_disconnect(&client);
+        while (rc == SHOAL_MQTTSN_ERR_STATE && !timed_out &&
+               shoal_mqttsn_client_state(&client) == SHOAL_MQTTSN_STATE_ACTIVE &&
+               (uint32_t)(shoal_posix_now_ms() - t0) < bound) {
+            (void)shoal_posix_udp_wait(&udp, 5u);
+            (void)shoal_mqttsn_client_poll(&client);
+            rc = shoal_mqttsn_client_disconnect(&client);
+        }
+        t0 = shoal_posix_now_ms();
+        while (rc == SHOAL_MQTTSN_OK &&
+               shoal_mqttsn_client_state(&client) == SHOAL_MQTTSN_STATE_DISCONNECTING &&
+               (uint32_t)(shoal_posix_now_ms() - t0) < bound) {
+            (void)shoal_posix_udp_wait(&udp, 5u);
+            (void)shoal_mqttsn_client_poll(&client);
         }
     }
     printf("STATS sent=%lu received=%lu retransmitted=%lu malformed=%lu dropped=%lu\n",

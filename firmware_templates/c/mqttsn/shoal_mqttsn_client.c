@@ -86,6 +86,30 @@ static void emit_simple(shoal_mqttsn_client *c, shoal_mqttsn_event_type type, ui
     emit(c, &ev);
 }
 
+/* The next reconnect pause: reconnect_delay_ms doubled per failed attempt, capped, drawn from
+ * [d/2, d] so devices that lost the same gateway do not all return in the same instant. */
+static uint32_t backoff_delay_ms(shoal_mqttsn_client *c)
+{
+    uint32_t cap = c->config.reconnect_max_delay_ms;
+    uint32_t d = c->config.reconnect_delay_ms;
+    uint8_t i;
+    uint32_t x = c->rng_state;
+    if (cap < d) {
+        cap = d;
+    }
+    for (i = 0; i < c->reconnect_attempt && d < cap; ++i) {
+        d = d > cap / 2u ? cap : d * 2u;
+    }
+    if (c->reconnect_attempt < 255u) {
+        c->reconnect_attempt++;
+    }
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c->rng_state = x;
+    return d / 2u + (d / 2u > 0u ? x % (d / 2u + 1u) : 0u);
+}
+
 static void set_state(shoal_mqttsn_client *c, shoal_mqttsn_state state)
 {
     c->state = state;
@@ -299,6 +323,9 @@ static int send_publish(shoal_mqttsn_client *c, shoal_mqttsn_op *op, uint16_t to
     m.msg_id = op->qos > 0 ? op->msg_id : 0u;
     m.data = op->payload;
     m.data_len = op->payload_len;
+    if (op->qos > 0 && op->sent_before) {
+        m.flags |= SHOAL_MQTTSN_FLAG_DUP; /* sent before a reconnect: the gateway may have it */
+    }
     if (op->qos <= 0) {
         (void)send_msg(c, &m);
         finish_publish(c, SHOAL_MQTTSN_RC_ACCEPTED);
@@ -313,6 +340,14 @@ static int send_publish(shoal_mqttsn_client *c, shoal_mqttsn_op *op, uint16_t to
 static int start_op(shoal_mqttsn_client *c, shoal_mqttsn_op *op)
 {
     c->op_active = 1u;
+    if (op->kind == OP_PUBLISH && op->released) {
+        /* PUBREC came before the session was lost: the gateway has the message, finish it. */
+        shoal_mqttsn_msg rel;
+        shoal_mqttsn_msg_init(&rel, SHOAL_MQTTSN_PUBREL);
+        rel.msg_id = op->msg_id;
+        (void)send_request(c, &rel, STAGE_PUBREL, SHOAL_MQTTSN_PUBCOMP, op->msg_id);
+        return 0;
+    }
     if (op->kind == OP_PUBLISH) {
         if (op->topic_type == SHOAL_MQTTSN_TOPIC_NORMAL) {
             shoal_mqttsn_topic_entry *t = topic_by_name(c, op->name);
@@ -425,10 +460,13 @@ static void session_lost(shoal_mqttsn_client *c, uint32_t retry_after_ms, int an
 {
     shoal_mqttsn_op *op = head_op(c);
     uint8_t in_release = c->pending_stage == STAGE_PUBREL;
+    uint8_t in_publish = c->pending_stage == STAGE_PUBLISH;
     clear_pending(c);
     c->resubscribing = 0u;
-    c->inbound_qos2_active = 0u;
-    c->inbound_qos2_released = 0u;
+    if (c->config.clean_session) {
+        c->inbound_qos2_active = 0u; /* a persistent session may still get the PUBREL */
+        c->inbound_qos2_released = 0u;
+    }
     set_state(c, SHOAL_MQTTSN_STATE_LOST);
     c->reconnect_at_ms = now_ms(c) + retry_after_ms;
     if (announce && !c->was_lost) {
@@ -436,10 +474,13 @@ static void session_lost(shoal_mqttsn_client *c, uint32_t retry_after_ms, int an
     }
     c->was_lost = 1u;
     if (op != NULL && c->op_active) {
-        /* After PUBREC the gateway owns a QoS 2 message, so it counts as delivered. */
-        if (in_release) {
+        /* After PUBREC the gateway owns a QoS 2 message. A clean session starts anew on the
+         * gateway, so it counts as delivered; a persistent one gets its PUBREL again. */
+        if (in_release && c->config.clean_session) {
             finish_publish(c, SHOAL_MQTTSN_RC_ACCEPTED);
         } else {
+            op->released = in_release;
+            op->sent_before = (uint8_t)(op->sent_before | in_publish);
             c->op_active = 0u;
         }
     }
@@ -464,10 +505,12 @@ static void on_connack(shoal_mqttsn_client *c, uint8_t rc)
     }
     set_state(c, SHOAL_MQTTSN_STATE_ACTIVE);
     c->was_lost = 0u;
-    /* A new session may restart the gateway's message ids. */
-    c->inbound_qos2_active = 0u;
-    c->inbound_qos2_released = 0u;
-    if (c->config.clean_session || reconnected) {
+    c->reconnect_attempt = 0u;
+    if (c->config.clean_session) {
+        /* A new session: the gateway forgot our topic ids and subscriptions, and may restart
+         * its message ids. A persistent session (CleanSession=0) keeps all of it. */
+        c->inbound_qos2_active = 0u;
+        c->inbound_qos2_released = 0u;
         forget_registrations(c);
         c->resubscribing = 1u;
         c->resubscribe_next = 0u;
@@ -750,7 +793,7 @@ static void on_disconnect(shoal_mqttsn_client *c)
     /* The gateway ended the session on its own: reconnect like after a loss. */
     emit_simple(c, SHOAL_MQTTSN_EVENT_DISCONNECTED, 0u, 0u);
     c->was_lost = 1u;
-    session_lost(c, c->config.reconnect_delay_ms, 0);
+    session_lost(c, backoff_delay_ms(c), 0);
 }
 
 void shoal_mqttsn_client_handle_datagram(shoal_mqttsn_client *c, const uint8_t *data, size_t len)
@@ -765,7 +808,8 @@ void shoal_mqttsn_client_handle_datagram(shoal_mqttsn_client *c, const uint8_t *
     switch (in.type) {
     case SHOAL_MQTTSN_ADVERTISE:
     case SHOAL_MQTTSN_GWINFO:
-        if (in.type == SHOAL_MQTTSN_GWINFO && c->pending_stage == STAGE_SEARCH) {
+        if (c->pending_stage == STAGE_SEARCH) {
+            /* GWINFO, or an ADVERTISE heard meanwhile: either names a gateway. */
             clear_pending(c);
             set_state(c, SHOAL_MQTTSN_STATE_DISCONNECTED);
         }
@@ -774,6 +818,10 @@ void shoal_mqttsn_client_handle_datagram(shoal_mqttsn_client *c, const uint8_t *
                                                  : SHOAL_MQTTSN_EVENT_ADVERTISE;
         ev.gw_id = in.gw_id;
         ev.duration_s = in.duration;
+        if (in.type == SHOAL_MQTTSN_GWINFO && in.text_len <= 255u) {
+            ev.gw_add = in.text;
+            ev.gw_add_len = (uint8_t)in.text_len;
+        }
         emit(c, &ev);
         break;
     case SHOAL_MQTTSN_CONNACK:
@@ -871,7 +919,9 @@ void shoal_mqttsn_client_handle_datagram(shoal_mqttsn_client *c, const uint8_t *
 static void on_retries_exhausted(shoal_mqttsn_client *c)
 {
     uint8_t stage = c->pending_stage;
-    clear_pending(c);
+    if (stage == STAGE_SEARCH || stage == STAGE_DISCONNECT) {
+        clear_pending(c); /* otherwise session_lost() reads what was pending, then clears it */
+    }
     switch (stage) {
     case STAGE_SEARCH:
         set_state(c, SHOAL_MQTTSN_STATE_DISCONNECTED);
@@ -882,7 +932,7 @@ static void on_retries_exhausted(shoal_mqttsn_client *c)
         emit_simple(c, SHOAL_MQTTSN_EVENT_DISCONNECTED, 0u, 0u);
         break;
     default:
-        session_lost(c, c->config.reconnect_delay_ms, 1);
+        session_lost(c, backoff_delay_ms(c), 1);
         break;
     }
 }
@@ -941,6 +991,7 @@ void shoal_mqttsn_config_defaults(shoal_mqttsn_config *cfg)
     cfg->max_retries = SHOAL_MQTTSN_DEFAULT_MAX_RETRIES;
     cfg->congestion_wait_ms = 300000u;
     cfg->reconnect_delay_ms = 1000u;
+    cfg->reconnect_max_delay_ms = 60000u;
     cfg->auto_reconnect = 1u;
     cfg->search_radius = 1u;
 }
@@ -974,6 +1025,16 @@ int shoal_mqttsn_client_init(shoal_mqttsn_client *c, const shoal_mqttsn_config *
     c->state = SHOAL_MQTTSN_STATE_DISCONNECTED;
     c->last_send_ms = now_ms(c);
     c->state_since_ms = c->last_send_ms;
+    {
+        /* Jitter seed: differs per client id and start time (FNV-1a), never 0 (xorshift). */
+        uint32_t h = 2166136261u;
+        size_t i;
+        for (i = 0; i < id_len; ++i) {
+            h = (h ^ (uint8_t)config->client_id[i]) * 16777619u;
+        }
+        h ^= c->last_send_ms;
+        c->rng_state = h != 0u ? h : 0x9E3779B9u;
+    }
     return SHOAL_MQTTSN_OK;
 }
 
@@ -1270,8 +1331,9 @@ int shoal_mqttsn_client_update_will_msg(shoal_mqttsn_client *c, const uint8_t *m
 /* DISCONNECT needs the link idle; a keep-alive ping in progress may be abandoned. */
 static int idle_for_disconnect(shoal_mqttsn_client *c)
 {
-    if (c->state != SHOAL_MQTTSN_STATE_ACTIVE || c->queue_count > 0u || c->resubscribing) {
-        return 0;
+    if (c->state != SHOAL_MQTTSN_STATE_ACTIVE || c->queue_count > 0u || c->resubscribing ||
+        c->inbound_qos2_active) {
+        return 0; /* inbound_qos2_active: our PUBCOMP is still due */
     }
     if (c->pending && c->pending_stage != STAGE_PING) {
         return 0;

@@ -5,8 +5,12 @@
  * with the will flow, topic registration, PUBLISH at QoS -1/0/1/2 with retransmission
  * (T_RETRY / N_RETRY) and the DUP flag, re-registration after PUBACK rc 0x02, SUBSCRIBE /
  * UNSUBSCRIBE (names with wildcards, predefined ids, short names), gateway-initiated REGISTER,
- * keep-alive PINGREQ, gateway loss after N_RETRY unanswered retransmissions followed by its own
- * reconnect and resubscribe, sleep (DISCONNECT with a duration) and wake (PINGREQ + client id).
+ * keep-alive PINGREQ, gateway loss after N_RETRY unanswered retransmissions (or a DISCONNECT the
+ * gateway sends on its own) followed by its own reconnect with exponential backoff and jitter
+ * (a clean session re-SUBSCRIBEs; the interrupted QoS 1/2 PUBLISH is sent again with its message
+ * id and DUP, or only its PUBREL after a PUBREC on a persistent session), sleep (DISCONNECT with
+ * a duration) and wake (PINGREQ + client id), and a DISCONNECT that waits for open QoS 2
+ * exchanges (never before our PUBCOMP of a received message).
  * Must not: allocate, block, or touch hardware. All state lives in a caller-provided
  * shoal_mqttsn_client with fixed capacities; I/O and time come through shoal_mqttsn_transport.
  *
@@ -101,9 +105,10 @@ typedef enum {
     SHOAL_MQTTSN_EVENT_ASLEEP,        /* gateway confirmed DISCONNECT(duration) */
     SHOAL_MQTTSN_EVENT_AWAKE,         /* woke and sent PINGREQ(client id) */
     SHOAL_MQTTSN_EVENT_DISCONNECTED,  /* session closed (by us, or by the gateway) */
-    SHOAL_MQTTSN_EVENT_GWINFO,        /* gw_id (the sender is the gateway: select it in the
-                                         transport, e.g. shoal_posix_udp_use_last_sender) */
-    SHOAL_MQTTSN_EVENT_ADVERTISE,     /* gw_id, duration_s */
+    SHOAL_MQTTSN_EVENT_GWINFO,        /* gw_id, gw_add/gw_add_len: select the gateway in the
+                                         transport (e.g. shoal_posix_udp_use_gateway): GwAdd when
+                                         a client answered for it, else the datagram's sender */
+    SHOAL_MQTTSN_EVENT_ADVERTISE,     /* gw_id, duration_s (the sender is the gateway) */
     SHOAL_MQTTSN_EVENT_SEARCH_FAILED, /* no GWINFO after N_RETRY SEARCHGW */
     SHOAL_MQTTSN_EVENT_WILLRESP       /* return_code of a WILLTOPICUPD / WILLMSGUPD */
 } shoal_mqttsn_event_type;
@@ -117,9 +122,13 @@ typedef struct {
     uint16_t topic_id;
     uint16_t duration_s;
     const char *topic; /* NUL-terminated when not NULL; valid during the callback only */
+    const uint8_t *gw_add; /* GWINFO's GwAdd (gw_add_len bytes, 0 = none); callback only */
+    uint8_t gw_add_len;
 } shoal_mqttsn_event;
 
-/* A received PUBLISH, already acknowledged per its QoS (QoS 2 delivered exactly once). */
+/* A received PUBLISH, already acknowledged per its QoS. QoS 2 is delivered exactly once, on its
+ * first PUBLISH (copies with the same message id are acknowledged, not delivered, until the next
+ * message id); the exchange ends with our PUBCOMP to the gateway's PUBREL. */
 typedef struct {
     const char *topic;      /* NUL-terminated name; NULL for a predefined id with no name */
     uint16_t topic_id;
@@ -160,7 +169,10 @@ typedef struct {
     uint32_t retry_ms;          /* T_RETRY */
     uint8_t max_retries;        /* N_RETRY */
     uint32_t congestion_wait_ms; /* T_WAIT after rc 0x01 */
-    uint32_t reconnect_delay_ms; /* pause before reconnecting after LOST */
+    uint32_t reconnect_delay_ms; /* first pause before reconnecting after LOST/DISCONNECT; it
+                                    doubles per failed attempt up to reconnect_max_delay_ms,
+                                    each drawn from [d/2, d] (jitter); reset by a CONNACK */
+    uint32_t reconnect_max_delay_ms;
     uint8_t auto_reconnect;     /* 1: reconnect (and resubscribe) on its own after LOST */
     uint8_t search_radius;      /* SEARCHGW Radius */
     /* Will: will_topic NULL = no will. */
@@ -172,7 +184,8 @@ typedef struct {
 } shoal_mqttsn_config;
 
 /* Fills *cfg with defaults: keep-alive 60 s, clean session, T_RETRY 10 s, N_RETRY 3, T_WAIT
- * 300 s, reconnect delay 1 s, auto reconnect on, radius 1, no will. client_id stays NULL. */
+ * 300 s, reconnect delay 1 s doubling up to 60 s, auto reconnect on, radius 1, no will.
+ * client_id stays NULL. */
 void shoal_mqttsn_config_defaults(shoal_mqttsn_config *cfg);
 
 /* Internal types; read-only for applications (fields may change). */
@@ -197,6 +210,8 @@ typedef struct {
     int8_t qos;
     uint8_t retain;
     uint8_t reregistered; /* already re-registered once after rc 0x02 */
+    uint8_t sent_before;  /* PUBLISH was in flight when the session was lost: resent with DUP */
+    uint8_t released;     /* PUBREC came (QoS 2): after a reconnect only PUBREL is resent */
     uint16_t topic_id;
     uint16_t msg_id;
     uint16_t payload_len;
@@ -242,6 +257,8 @@ typedef struct {
     uint32_t last_send_ms;
     uint32_t state_since_ms;
     uint32_t reconnect_at_ms;  /* when LOST: time of the next CONNECT attempt */
+    uint8_t reconnect_attempt; /* failed attempts since the last CONNACK (backoff exponent) */
+    uint32_t rng_state;        /* xorshift32 for the reconnect jitter */
     uint16_t sleep_duration_s;
 
     /* Counters for observability. */
@@ -310,7 +327,9 @@ int shoal_mqttsn_client_update_will_msg(shoal_mqttsn_client *c, const uint8_t *m
 int shoal_mqttsn_client_sleep(shoal_mqttsn_client *c, uint16_t duration_s);
 /* While asleep: send PINGREQ(client id) now to collect buffered messages. */
 int shoal_mqttsn_client_wake(shoal_mqttsn_client *c);
-/* DISCONNECT without a duration. */
+/* DISCONNECT without a duration. Returns SHOAL_MQTTSN_ERR_STATE while work is queued or in
+ * flight, or while a received QoS 2 message awaits its PUBREL: keep polling and call again
+ * (bounded by the caller) so the gateway's exchange completes first. */
 int shoal_mqttsn_client_disconnect(shoal_mqttsn_client *c);
 
 /* Read the waiting datagrams (at most 16 per call), handle them, run timers, send queued work.

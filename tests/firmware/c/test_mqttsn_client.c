@@ -424,8 +424,8 @@ static void test_gateway_loss_and_resubscribe(void)
     CHECK(next_event(SHOAL_MQTTSN_EVENT_RECONNECTED, NULL), "RECONNECTED");
     EXPECT_SENT("resubscribe", 0x08, 0x12, 0x20, 0x00, 0x03, 'c', '/', '1');
     gateway_says(ARR(0x08, 0x13, 0x20, 0x00, 0x08, 0x00, 0x03, 0x00));
-    EXPECT_SENT("interrupted publish resent on the new id", 0x08, 0x0C, 0x20, 0x00, 0x08, 0x00,
-                0x02, 'p');
+    EXPECT_SENT("interrupted publish resent on the new id, same msg id, DUP", 0x08, 0x0C, 0xA0,
+                0x00, 0x08, 0x00, 0x02, 'p');
     gateway_says(ARR(0x07, 0x0D, 0x00, 0x08, 0x00, 0x02, 0x00));
     CHECK(next_event(SHOAL_MQTTSN_EVENT_PUBDONE, NULL), "publish completes after reconnect");
     CHECK(shoal_mqttsn_client_pending_ops(&client) == 0, "nothing left queued");
@@ -581,6 +581,149 @@ static void test_api_errors(void)
     EXPECT_NOTHING_SENT("no PUBACK without a session");
 }
 
+/* Times (fake ms) at which CONNECT went out, from sent[] since `from`. */
+static int connect_times(int from, uint32_t *times, int cap, const uint32_t *sent_at)
+{
+    int i;
+    int n = 0;
+    for (i = from; i < sent_count && n < cap; ++i) {
+        if (sent[i].len >= 2u && sent[i].data[1] == 0x04) {
+            times[n++] = sent_at[i];
+        }
+    }
+    return n;
+}
+
+static void test_reconnect_backoff_grows_with_jitter_and_resets(void)
+{
+    shoal_mqttsn_config cfg;
+    static uint32_t sent_at[MAX_DGRAMS];
+    uint32_t times[16];
+    int n;
+    int i;
+    int last_seen = 0;
+    reset(&cfg);
+    cfg.retry_ms = 100;
+    cfg.max_retries = 0; /* one CONNECT per attempt: attempts are CONNECTs */
+    cfg.reconnect_delay_ms = 400;
+    cfg.reconnect_max_delay_ms = 2000;
+    shoal_mqttsn_client_init(&client, &cfg, &transport, &callbacks);
+    shoal_mqttsn_client_connect(&client);
+    /* Step 10 ms at a time, stamping each datagram with the time it went out. */
+    while (fake_now < 1000u + 12000u) {
+        fake_now += 10u;
+        shoal_mqttsn_client_poll(&client);
+        for (; last_seen < sent_count; ++last_seen) {
+            sent_at[last_seen] = fake_now;
+        }
+    }
+    n = connect_times(0, times, 16, sent_at);
+    CHECK(n >= 6, "CONNECT keeps being retried while the gateway is silent");
+    for (i = 1; i < n; ++i) {
+        /* Attempt i-1 failed 100 ms after its CONNECT; the pause d doubles from 400, cap 2000. */
+        uint32_t d = 400u << (i - 1 < 3 ? i - 1 : 3);
+        uint32_t pause = times[i] - times[i - 1] - 100u;
+        if (d > 2000u) {
+            d = 2000u;
+        }
+        CHECK(pause + 10u >= d / 2u && pause <= d + 10u, "pause within [d/2, d] of the backoff");
+    }
+    CHECK(times[n - 1] - times[n - 2] - 100u <= 2010u, "pause capped at reconnect_max_delay_ms");
+    for (i = 0; i < 300 && client.pending != 0x05u; ++i) {
+        fake_now += 10u; /* until a CONNECT awaits its CONNACK */
+        shoal_mqttsn_client_poll(&client);
+    }
+    CHECK(client.reconnect_attempt > 0u, "failed attempts counted");
+    gateway_says(ARR(0x03, 0x05, 0x00));
+    CHECK(client.reconnect_attempt == 0u, "CONNACK resets the backoff");
+}
+
+static void test_gateway_disconnect_reconnects_clean_session_resubscribes(void)
+{
+    shoal_mqttsn_event ev;
+    connect_plain();
+    shoal_mqttsn_client_subscribe(&client, "c/2", 1);
+    EXPECT_SENT("SUBSCRIBE", 0x08, 0x12, 0x20, 0x00, 0x01, 'c', '/', '2');
+    gateway_says(ARR(0x08, 0x13, 0x20, 0x00, 0x07, 0x00, 0x01, 0x00));
+    gateway_says(ARR(0x02, 0x18)); /* the gateway restarted and does not know us */
+    CHECK(next_event(SHOAL_MQTTSN_EVENT_DISCONNECTED, NULL), "DISCONNECTED event");
+    CHECK(shoal_mqttsn_client_state(&client) == SHOAL_MQTTSN_STATE_LOST, "reconnect pending");
+    advance(500);
+    EXPECT_SENT("CONNECT after the backoff", 0x0A, 0x04, 0x04, 0x01, 0x00, 0x1E, 'd', 'e', 'v',
+                '1');
+    gateway_says(ARR(0x03, 0x05, 0x00));
+    CHECK(next_event(SHOAL_MQTTSN_EVENT_RECONNECTED, &ev), "RECONNECTED");
+    EXPECT_SENT("clean session: SUBSCRIBE again", 0x08, 0x12, 0x20, 0x00, 0x02, 'c', '/', '2');
+}
+
+static void test_persistent_session_resends_pubrel_not_publish(void)
+{
+    shoal_mqttsn_config cfg;
+    reset(&cfg);
+    cfg.clean_session = 0;
+    shoal_mqttsn_client_init(&client, &cfg, &transport, &callbacks);
+    shoal_mqttsn_client_connect(&client);
+    gateway_says(ARR(0x03, 0x05, 0x00));
+    shoal_mqttsn_client_add_predefined(&client, 0x20, "cmd/p");
+    sent_read = sent_count;
+    shoal_mqttsn_client_publish_predefined(&client, 0x0102, 2, 0, (const uint8_t *)"z", 1);
+    EXPECT_SENT("PUBLISH qos2", 0x08, 0x0C, 0x41, 0x01, 0x02, 0x00, 0x01, 'z');
+    gateway_says(ARR(0x04, 0x0F, 0x00, 0x01));
+    EXPECT_SENT("PUBREL", 0x04, 0x10, 0x00, 0x01);
+    /* A QoS 2 message arrives too; then the gateway goes silent. */
+    gateway_says(ARR(0x08, 0x0C, 0x41, 0x00, 0x20, 0x00, 0x09, 'A'));
+    CHECK(deliveries == 1, "inbound QoS 2 delivered");
+    EXPECT_SENT("PUBREC", 0x04, 0x0F, 0x00, 0x09);
+    advance(3000);
+    CHECK(next_event(SHOAL_MQTTSN_EVENT_LOST, NULL), "LOST");
+    sent_read = sent_count;
+    advance(500);
+    EXPECT_SENT("CONNECT persistent", 0x0A, 0x04, 0x00, 0x01, 0x00, 0x1E, 'd', 'e', 'v', '1');
+    gateway_says(ARR(0x03, 0x05, 0x00));
+    EXPECT_SENT("only PUBREL again (the gateway has the message)", 0x04, 0x10, 0x00, 0x01);
+    gateway_says(ARR(0x08, 0x0C, 0xC1, 0x00, 0x20, 0x00, 0x09, 'A'));
+    CHECK(deliveries == 1, "persistent session: the resent QoS 2 message is not delivered again");
+    EXPECT_SENT("PUBREC for the copy", 0x04, 0x0F, 0x00, 0x09);
+    gateway_says(ARR(0x04, 0x0E, 0x00, 0x01));
+    CHECK(next_event(SHOAL_MQTTSN_EVENT_PUBDONE, NULL), "PUBDONE after PUBCOMP");
+    EXPECT_NOTHING_SENT("no PUBLISH copy, no re-SUBSCRIBE in a persistent session");
+}
+
+static void test_disconnect_waits_for_pubrel(void)
+{
+    connect_plain();
+    shoal_mqttsn_client_add_predefined(&client, 0x20, "cmd/x");
+    gateway_says(ARR(0x08, 0x0C, 0x41, 0x00, 0x20, 0x00, 0x07, 'A'));
+    EXPECT_SENT("PUBREC", 0x04, 0x0F, 0x00, 0x07);
+    CHECK(shoal_mqttsn_client_disconnect(&client) == SHOAL_MQTTSN_ERR_STATE,
+          "DISCONNECT refused while the PUBREL is due");
+    EXPECT_NOTHING_SENT("no DISCONNECT before PUBCOMP");
+    gateway_says(ARR(0x04, 0x10, 0x00, 0x07));
+    EXPECT_SENT("PUBCOMP", 0x04, 0x0E, 0x00, 0x07);
+    CHECK(shoal_mqttsn_client_disconnect(&client) == SHOAL_MQTTSN_OK, "then DISCONNECT");
+    EXPECT_SENT("DISCONNECT after PUBCOMP", 0x02, 0x18);
+    CHECK(deliveries == 1, "delivered once");
+}
+
+static void test_gwinfo_gwadd_and_advertise_end_the_search(void)
+{
+    shoal_mqttsn_config cfg;
+    shoal_mqttsn_event ev;
+    reset(&cfg);
+    shoal_mqttsn_client_init(&client, &cfg, &transport, &callbacks);
+    shoal_mqttsn_client_search_gateway(&client);
+    gateway_says(ARR(0x09, 0x02, 0x05, 127, 0, 0, 1, 0x07, 0x5D)); /* answered by a client */
+    CHECK(next_event(SHOAL_MQTTSN_EVENT_GWINFO, &ev) && ev.gw_id == 5 && ev.gw_add_len == 6 &&
+              ev.gw_add != NULL,
+          "GWINFO event carries GwAdd");
+    shoal_mqttsn_client_search_gateway(&client);
+    gateway_says(ARR(0x05, 0x00, 0x07, 0x03, 0x84));
+    CHECK(next_event(SHOAL_MQTTSN_EVENT_ADVERTISE, &ev) && ev.gw_id == 7 && ev.duration_s == 900,
+          "ADVERTISE event");
+    CHECK(shoal_mqttsn_client_state(&client) == SHOAL_MQTTSN_STATE_DISCONNECTED && !client.pending,
+          "an ADVERTISE ends the search too");
+}
+
 int main(void)
 {
     test_connect_with_will();
@@ -601,6 +744,11 @@ int main(void)
     test_congestion_backoff();
     test_will_update();
     test_api_errors();
+    test_reconnect_backoff_grows_with_jitter_and_resets();
+    test_gateway_disconnect_reconnects_clean_session_resubscribes();
+    test_persistent_session_resends_pubrel_not_publish();
+    test_disconnect_waits_for_pubrel();
+    test_gwinfo_gwadd_and_advertise_end_the_search();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
