@@ -80,6 +80,8 @@ demo() {
   "$shoal" check "$model" --board qemu-mps2-an386
   log "shoal gen-model $model -o build/demo/kws"
   "$shoal" gen-model "$model" -o build/demo/kws
+  log "shoal verify $model --sources build/demo/kws: the generated C next to TFLM on the host"
+  "$shoal" verify "$model" --sources build/demo/kws --seed 1
 }
 
 all() {

@@ -439,6 +439,8 @@ def emit_micropython(
 
     The module has INPUT_BYTES, OUTPUT_BYTES, ARENA_BYTES (bytes), the edge scale and zero
     point, `invoke(input) -> bytearray` and `reset()`; see the template for the contract.
+    `reset()` sets every state tensor to its plan `fill_value` (an int8 tensor's zero point,
+    not 0) and runs once at import, so a fresh import matches a fresh TFLM interpreter.
     """
     buffers = _Buffers(model, plan)
     params: list[Constant] = []
