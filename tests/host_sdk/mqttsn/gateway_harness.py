@@ -8,11 +8,15 @@ Every helper owns what it starts and stops it in `stop()`/`close()`; fixtures ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+import select
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -24,6 +28,7 @@ import pytest
 
 from host_sdk.broker import MosquittoBroker, find_mosquitto
 from host_sdk.micropython import micropython_available, micropython_command
+from host_sdk.mqttsn import codec
 from host_sdk.mqttsn.gateway import Gateway
 from host_sdk.mqttsn.gateway_config import GatewayConfig
 from host_sdk.mqttsn.mqtt_bridge import parse_broker_url
@@ -332,3 +337,137 @@ def start_gateway(broker: MosquittoBroker) -> Iterator[Callable[..., GatewayThre
     finally:
         for running in started:
             running.stop()
+
+
+# ---- `shoal gateway` as a process, and a recording UDP proxy (device reconnect tests) -------
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ShoalGatewayProcess:
+    """`shoal gateway` (python -m host_sdk.cli gateway) as a child process on 127.0.0.1, so a test
+    can SIGKILL it mid-session and start it again on the same UDP port with the same arguments.
+    `stop()` ends it (SIGTERM, then SIGKILL); fixtures call it in a `finally`."""
+
+    def __init__(self, broker_url: str, *args: str, port: int = 0) -> None:
+        self.broker_url = broker_url
+        self.args = list(args)
+        self.port = port
+        self.starts = 0
+        self.process: ClientProcess | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start it (again) and wait for its ready line; the first start fixes the port."""
+        if self.process is not None:
+            self.process.stop()  # the previous run: already killed, or killed now
+        argv = [sys.executable, "-m", "host_sdk.cli", "gateway", "--broker", self.broker_url,
+                "--udp", f"127.0.0.1:{self.port}", "--stats-interval", "0", *self.args]  # fmt: skip
+        self.process = ClientProcess(argv)
+        self.starts += 1
+        line = self.process.lines[self.process.wait_line("gateway ready", 30)]
+        self.port = int(line.split()[2].removeprefix("udp=").rpartition(":")[2])
+
+    def kill(self) -> None:
+        """SIGKILL: no clean stop, as a power cut or an OOM kill would do."""
+        if self.process is not None:
+            self.process.kill()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        if process.process.poll() is None:
+            process.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.process.wait(timeout=10)
+        process.stop()
+
+
+class RecordingUdpProxy:
+    """Forwards datagrams between clients and the gateway at `target` and logs them, in order,
+    as (direction, datagram) with direction "up" (client -> gateway) or "down"; `delay_s` and
+    `drop` decide per datagram (called with direction and datagram). One upstream socket per
+    client, kept across gateway restarts, so the gateway sees one stable address per client."""
+
+    def __init__(
+        self,
+        target: tuple[str, int],
+        delay_s: Callable[[str, bytes], float] = lambda _d, _m: 0.0,
+        drop: Callable[[str, bytes], bool] = lambda _d, _m: False,
+    ) -> None:
+        self.target = target
+        self.log: list[tuple[str, bytes]] = []
+        self._delay_s = delay_s
+        self._drop = drop
+        self._lock = threading.Lock()
+        self._front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._front.bind(("127.0.0.1", 0))
+        self.port = int(self._front.getsockname()[1])
+        self._upstream: dict[tuple[str, int], socket.socket] = {}
+        self._client_of: dict[socket.socket, tuple[str, int]] = {}
+        self._timers: list[threading.Timer] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _forward(self, sock: socket.socket, datagram: bytes, to: tuple[str, int], way: str) -> None:
+        with self._lock:
+            if self._drop(way, datagram):
+                return
+            delay = self._delay_s(way, datagram)
+
+        def send() -> None:
+            with self._lock:
+                self.log.append((way, datagram))
+            with contextlib.suppress(OSError):  # the gateway is down (ICMP): a lost datagram
+                sock.sendto(datagram, to)
+
+        if delay > 0:
+            timer = threading.Timer(delay, send)
+            self._timers.append(timer)
+            timer.start()
+        else:
+            send()
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            sockets = [self._front, *self._client_of]
+            readable, _, _ = select.select(sockets, [], [], 0.05)
+            for sock in readable:
+                try:
+                    datagram, sender = sock.recvfrom(65535)
+                except OSError:
+                    continue
+                if sock is self._front:
+                    upstream = self._upstream.get(sender)
+                    if upstream is None:
+                        upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                        upstream.bind(("127.0.0.1", 0))
+                        self._upstream[sender] = upstream
+                        self._client_of[upstream] = sender
+                    self._forward(upstream, datagram, self.target, "up")
+                else:
+                    self._forward(self._front, datagram, self._client_of[sock], "down")
+
+    def messages(self, way: str) -> list[Any]:
+        """The decoded datagrams that went `way` ("up" or "down"), in order."""
+        with self._lock:
+            return [codec.decode(d) for w, d in self.log if w == way]
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        for timer in self._timers:
+            timer.cancel()
+        for sock in [self._front, *self._client_of]:
+            sock.close()
