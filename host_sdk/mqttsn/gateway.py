@@ -78,14 +78,18 @@ from host_sdk.mqttsn.gateway_session import (
     ACTION_WILL,
     DENIED_REGISTER,
     ClientLost,
+    DeviceReleased,
     GatewayEvent,
     GatewayRegistry,
     PublishUpstream,
+    SessionChanged,
     SubscribeUpstream,
     UnsubscribeUpstream,
 )
 from host_sdk.mqttsn.gateway_session import GatewayConfig as SessionConfig
 from host_sdk.mqttsn.mqtt_bridge import MqttBridge
+from host_sdk.mqttsn.session_store import SessionStore
+from host_sdk.mqttsn.upstream import StateDirLock, Upstream
 
 UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 UDP_MAX_DATAGRAM_BYTES = 65535
@@ -112,6 +116,8 @@ def session_config(config: GatewayConfig) -> SessionConfig:
         n_retry=config.max_retries,
         max_buffered_messages=config.sleep_buffer_messages,
         authorize=config.authorize if config.allow else None,
+        defer_acks=True,
+        track_sessions=True,
     )
 
 
@@ -238,6 +244,10 @@ class Gateway:
         self.advertisements_sent = 0
         self.serial_links: dict[SerialAddress, SerialLink] = {}
         self.bridge: MqttBridge | None = None
+        self.upstream: Upstream | None = None
+        self.session_store: SessionStore | None = None
+        self.sessions_restored = 0
+        self._state_lock: StateDirLock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp_sock: socket.socket | None = None
         self._multicast_sock: socket.socket | None = None
@@ -261,8 +271,25 @@ class Gateway:
                 "gateway: multicast discovery needs a UDP listener (give --udp HOST:PORT); "
                 "devices connect to the unicast address that answers on the group"
             )
+        state_dir = self.config.resolved_state_dir()
+        self._state_lock = StateDirLock(state_dir)
+        try:
+            self.session_store = SessionStore(state_dir / "sessions.sqlite3")
+            self.upstream = Upstream(
+                self.config.broker,
+                loop,
+                state_dir / "spool",
+                ack_mode=self.config.ack,
+                on_safe=self._on_safe,
+                spool_max_bytes=self.config.spool_max_bytes,
+            )
+        except BaseException:
+            await self.stop()
+            raise
         self.bridge = MqttBridge(self.config.broker, self._on_broker_message, loop)
         self.bridge.start()
+        self.upstream.start()
+        self._restore_sessions()
         try:
             if self.config.udp is not None:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -310,13 +337,16 @@ class Gateway:
             raise
         with contextlib.suppress(TimeoutError):
             await self.bridge.wait_connected(broker_wait_s)
+            await self.upstream.wait_connected(broker_wait_s)
         if self.stats_interval_s:
             self._stats_task = loop.create_task(self._publish_stats_forever(self.stats_interval_s))
         if self.advertise_target is not None and self._udp_sock is not None:
             self._advertise_task = loop.create_task(self._advertise_forever())
 
     async def stop(self) -> None:
-        """Close every listener and the broker connection. Sessions are not persisted."""
+        """Close every listener and the broker connections, then the spool and the session
+        store (CleanSession=0 sessions and unfinished messages stay there for the next start).
+        """
         for task in (self._stats_task, self._advertise_task):
             if task is not None:
                 task.cancel()
@@ -341,6 +371,15 @@ class Gateway:
         if self.bridge is not None:
             bridge, self.bridge = self.bridge, None
             bridge.stop()
+        if self.upstream is not None:
+            upstream, self.upstream = self.upstream, None
+            await upstream.stop()
+        if self.session_store is not None:
+            store, self.session_store = self.session_store, None
+            store.close()
+        if self._state_lock is not None:
+            lock, self._state_lock = self._state_lock, None
+            lock.release()
 
     @property
     def bound_udp_address(self) -> tuple[str, int] | None:
@@ -397,10 +436,10 @@ class Gateway:
         try:
             assert self._loop is not None
             out, events = self.registry.receive(address, datagram, self._loop.time())
+            if events:  # first: what they record must be safe before the device hears back
+                self._handle_events(events)
             if out:
                 self._send(out)
-            if events:
-                self._handle_events(events)
             self._rearm()
         except Exception:
             # A bug must cost one datagram, never the gateway: count it, log it, keep serving.
@@ -433,14 +472,31 @@ class Gateway:
     # ---- session events -> broker -----------------------------------------------------------
 
     def _handle_events(self, events: list[GatewayEvent]) -> None:
-        bridge = self.bridge
-        if bridge is None:
+        bridge, upstream = self.bridge, self.upstream
+        if bridge is None or upstream is None:
             return
+        session_changes: dict[str, dict[str, Any] | None] = {}
         for event in events:
             kind = type(event)
             if kind is PublishUpstream:
                 assert isinstance(event, PublishUpstream)
-                bridge.publish(event.topic, event.payload, event.qos, event.retain)
+                taken = upstream.publish(
+                    event.client_id,
+                    event.msg_id,
+                    event.topic,
+                    event.payload,
+                    event.qos,
+                    event.retain,
+                )
+                if not taken:
+                    # No spool room: no acknowledgement; the device retransmits or sleeps.
+                    self._apply_output(self.registry.refuse(event.client_id, event.msg_id))
+            elif kind is DeviceReleased:
+                assert isinstance(event, DeviceReleased)
+                upstream.device_released(event.client_id, event.msg_id)
+            elif kind is SessionChanged:
+                assert isinstance(event, SessionChanged)
+                session_changes[event.client_id] = _encode_snapshot(event.snapshot)
             elif kind is SubscribeUpstream:
                 assert isinstance(event, SubscribeUpstream)
                 bridge.subscribe(event.topic_filter, event.qos)
@@ -449,13 +505,46 @@ class Gateway:
                 bridge.unsubscribe(event.topic_filter)
             elif kind is ClientLost:
                 assert isinstance(event, ClientLost)
-                self._publish_will(bridge, event)
+                self._publish_will(upstream, event)
+        if session_changes and self.session_store is not None:
+            # Before the datagrams of this step go out (e.g. SUBACK) and before paho
+            # acknowledges a broker message buffered for a sleeping device.
+            self.session_store.apply(session_changes)
 
-    def _publish_will(self, bridge: MqttBridge, lost: ClientLost) -> None:
+    def _publish_will(self, upstream: Upstream, lost: ClientLost) -> None:
         if not lost.will_topic:
             return  # (a will topic the rules refuse was refused at CONNECT)
         self.wills_published += 1
-        bridge.publish(lost.will_topic, lost.will_message, lost.will_qos, lost.will_retain)
+        # Spooled like a device's message (QoS 1/2): a will survives a gateway crash too.
+        upstream.publish("", 0, lost.will_topic, lost.will_message, lost.will_qos, lost.will_retain)
+
+    def _apply_output(
+        self, output: tuple[list[tuple[Hashable, bytes]], list[GatewayEvent]]
+    ) -> None:
+        out, events = output
+        if events:
+            self._handle_events(events)
+        if out:
+            self._send(out)
+
+    def _on_safe(self, client_id: str, msg_id: int) -> None:
+        """A device's QoS 1/2 message is durable (or with the broker): acknowledge it."""
+        try:
+            self._apply_output(self.registry.acknowledge(client_id, msg_id))
+        except Exception:
+            self.internal_errors += 1
+            _log.exception("acknowledging %s/%d raised", client_id, msg_id)
+
+    def _restore_sessions(self) -> None:
+        assert self._loop is not None and self.session_store is not None
+        assert self.upstream is not None
+        snapshots = [_decode_snapshot(s) for s in self.session_store.load()]
+        output = self.registry.restore_sessions(
+            snapshots, self.upstream.unreleased_qos2(), self._loop.time()
+        )
+        self.sessions_restored = len(self.registry.sessions)
+        self._apply_output(output)
+        self._rearm()
 
     def _on_broker_message(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         assert self._loop is not None
@@ -463,10 +552,10 @@ class Gateway:
             out, events = self.registry.deliver_downstream(
                 topic, payload, qos, retain, self._loop.time()
             )
-            if out:
-                self._send(out)
             if events:
                 self._handle_events(events)
+            if out:
+                self._send(out)
             self._rearm()
         except Exception:
             self.internal_errors += 1
@@ -490,10 +579,10 @@ class Gateway:
         assert self._loop is not None
         try:
             out, events = self.registry.tick(self._loop.time())
-            if out:
-                self._send(out)
             if events:
                 self._handle_events(events)
+            if out:
+                self._send(out)
         except Exception:
             self.internal_errors += 1
             _log.exception("gateway timers raised")
@@ -545,6 +634,8 @@ class Gateway:
                 "internal_errors": self.internal_errors,
                 "udp_receive_buffer_bytes": self.udp_receive_buffer_bytes,
             },
+            "upstream": self.upstream.stats() if self.upstream else {},
+            "sessions_restored": self.sessions_restored,
             "broker": {
                 "connected": bool(bridge and bridge.connected.is_set()),
                 "connections": bridge.connections if bridge else 0,
@@ -568,8 +659,8 @@ class Gateway:
         """Publish the totals now (QoS 0) on `stats_topic`; returns the full stats dict."""
         stats = self.stats()
         summary = {key: value for key, value in stats.items() if key != "clients"}
-        if self.bridge is not None:
-            self.bridge.publish(self.stats_topic, json.dumps(summary).encode(), 0, False)
+        if self.upstream is not None:
+            self.upstream.publish("", 0, self.stats_topic, json.dumps(summary).encode(), 0, False)
         if self.on_stats is not None:
             self.on_stats(stats)
         return stats
@@ -626,6 +717,30 @@ def open_multicast_listener(group: tuple[str, int], interface: str) -> socket.so
         ) from exc
     sock.setblocking(False)
     return sock
+
+
+def _encode_address(address: Hashable) -> list[Any]:
+    if isinstance(address, SerialAddress):
+        return ["serial", address.url]
+    if isinstance(address, tuple) and len(address) >= 2:
+        return ["udp", str(address[0]), int(address[1])]
+    raise ValueError(f"cannot store address {address!r}")
+
+
+def _decode_address(encoded: list[Any]) -> Hashable:
+    if encoded[0] == "serial":
+        return SerialAddress(str(encoded[1]))
+    return str(encoded[1]), int(encoded[2])
+
+
+def _encode_snapshot(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    if snapshot is None:
+        return None
+    return {**snapshot, "address": _encode_address(snapshot["address"])}
+
+
+def _decode_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {**snapshot, "address": _decode_address(snapshot["address"])}
 
 
 def _stop_links(links: list[SerialLink]) -> None:

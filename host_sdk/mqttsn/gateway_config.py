@@ -19,6 +19,10 @@ Example (every table optional except what the gateway needs to listen and reach 
     advertise_to = "255.255.255.255:1885"  # where ADVERTISE goes; omitted: no ADVERTISE
     multicast = "225.1.1.1:1884"     # join this group: answer SEARCHGW there, ADVERTISE there
     multicast_interface = "127.0.0.1"  # local address to join and send on (default 0.0.0.0)
+    ack = "spool"                    # when a device's QoS 1/2 PUBLISH is acknowledged, below
+    state_dir = "/var/lib/shoal/gw1" # spool + sessions (relative: to this file); default
+                                     # $XDG_STATE_HOME/shoal/gateway-<broker client id>
+    spool_max_bytes = 268435456      # a full spool stops acknowledging (nothing is dropped)
     retry_s = 10.0                   # T_RETRY for downstream QoS 1/2
     max_retries = 3                  # N_RETRY
     max_clients = 10000              # new CONNECTs beyond this get CONNACK congestion
@@ -27,6 +31,17 @@ Example (every table optional except what the gateway needs to listen and reach 
 
     [predefined_topics]
     1 = "fleet/announce"
+
+Acknowledgement modes (`ack`): a device's QoS 1 PUBLISH gets its PUBACK, and a QoS 2 PUBLISH
+its PUBREC, only when the message is safe:
+- "spool" (default): its record in the gateway's spool is on disk (fdatasync, batched across
+  devices). Nothing acknowledged is lost if the gateway is killed (even by a power cut) or the
+  broker is away; the spool replays it to the broker in order; QoS 2 stays exactly-once.
+- "broker": the broker acknowledged it (PUBACK for QoS 1, PUBREC for QoS 2); the spool is still
+  written (without waiting for the disk) so a gateway crash neither loses nor duplicates QoS 2.
+  From then on the broker's own persistence decides what survives a broker crash.
+CleanSession=0 device sessions (subscriptions, topic ids, will, sleep buffer) are kept in
+`state_dir` too and continue after a gateway restart, crash or clean stop.
 
     [[allow]]                        # no [[allow]] table: every client id may connect
     client_id_prefix = "sensor-"     # or client_id = "exact-id"
@@ -48,6 +63,8 @@ from host_sdk.mqttsn.mqtt_bridge import BrokerSettings, parse_broker_url
 
 MAX_TOPIC_ID = 0xFFFE  # 0x0000 and 0xFFFF are reserved by MQTT-SN
 MAX_ADVERTISE_INTERVAL_S = 0xFFFF  # ADVERTISE carries the interval in 2 octets (seconds)
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
+ACK_MODES = ("spool", "broker")
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,9 @@ class GatewayConfig:
     advertise_to: tuple[str, int] | None = None
     multicast: tuple[str, int] | None = None
     multicast_interface: str = "0.0.0.0"
+    ack: str = "spool"
+    state_dir: str | None = None
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     retry_s: float = 10.0
     max_retries: int = 3
     max_clients: int = 10000
@@ -87,6 +107,14 @@ class GatewayConfig:
     sleep_buffer_messages: int = 100
     predefined_topics: tuple[tuple[int, str], ...] = ()
     allow: tuple[AccessRule, ...] = field(default=())
+
+    def resolved_state_dir(self) -> Path:
+        """`state_dir`, or by default `$XDG_STATE_HOME/shoal/gateway-<broker client id>`
+        (`~/.local/state/...` without XDG_STATE_HOME): one directory per gateway."""
+        if self.state_dir is not None:
+            return Path(self.state_dir)
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(base) / "shoal" / f"gateway-{self.broker.client_id}"
 
     def rule_for(self, client_id: str) -> AccessRule | None:
         """The first rule covering `client_id` (None: not allowed), or an allow-all rule when
@@ -287,6 +315,9 @@ def load_gateway_config(path: Path) -> GatewayConfig:
             "advertise_to",
             "multicast",
             "multicast_interface",
+            "ack",
+            "state_dir",
+            "spool_max_bytes",
             "retry_s",
             "max_retries",
             "max_clients",
@@ -314,6 +345,12 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         else None
     )
     parse_ipv4(multicast_interface, f"{path}: field 'gateway.multicast_interface'")
+    ack = gateway.get("ack", str, "spool")
+    if ack not in ACK_MODES:
+        raise gateway.error("ack", f"{ack!r} is not an ack mode (accepted: spool, broker)")
+    state_dir = gateway.get("state_dir", str, None)
+    if state_dir is not None:
+        state_dir = str((path.parent / state_dir).resolve())  # relative to the config file
     return GatewayConfig(
         broker=broker,
         gateway_id=gateway_id,
@@ -327,6 +364,9 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         ),
         multicast=multicast,
         multicast_interface=multicast_interface,
+        ack=ack,
+        state_dir=state_dir,
+        spool_max_bytes=gateway.positive("spool_max_bytes", DEFAULT_SPOOL_MAX_BYTES, integer=True),
         retry_s=float(gateway.positive("retry_s", 10.0)),
         max_retries=gateway.positive("max_retries", 3, integer=True),
         max_clients=gateway.positive("max_clients", 10000, integer=True),

@@ -95,13 +95,37 @@ class ClientLost(GatewayEvent):
 
 @dataclass(frozen=True, slots=True)
 class PublishUpstream(GatewayEvent):
-    """Publish to the broker. `client_id` is "" for QoS -1 from an unconnected client."""
+    """Publish to the broker. `client_id` is "" for QoS -1 from an unconnected client.
+
+    With `GatewayConfig.defer_acks`, a QoS 1/2 message (`msg_id` is the device's message id,
+    0 for QoS 0) is not yet acknowledged to the device: the gateway calls
+    `GatewayRegistry.acknowledge` once the message is safe, or `refuse` when it cannot take
+    it (the device then retransmits)."""
 
     client_id: str
     topic: str
     payload: bytes
     qos: int
     retain: bool
+    msg_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReleased(GatewayEvent):
+    """The device sent PUBREL for its QoS 2 message `msg_id`: record that durably before the
+    PUBCOMP in the same output reaches the device."""
+
+    client_id: str
+    msg_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged(GatewayEvent):
+    """A CleanSession=0 session changed what `GatewaySession.snapshot()` returns (or ended,
+    `snapshot` None for a clean-session client whose stored session must go)."""
+
+    client_id: str
+    snapshot: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +171,9 @@ class GatewayConfig:
     code 0x03 (not supported) where the protocol has an answer, and counted.
     `retained_replay_window_s` bounds how long after its SUBSCRIBE a session still takes
     retained messages (retain=1) from the broker; see `GatewayRegistry.deliver_downstream`.
+    `defer_acks`: QoS 1 PUBACK / QoS 2 PUBREC wait for `GatewayRegistry.acknowledge` (the
+    asyncio gateway's durability); False acknowledges on receipt. `track_sessions`: report
+    `SessionChanged` events so that CleanSession=0 sessions can be stored.
     """
 
     gw_id: int = 1
@@ -159,6 +186,8 @@ class GatewayConfig:
     max_buffered_messages: int = 100
     max_queued_messages: int = 1000
     authorize: Authorize | None = None
+    defer_acks: bool = False
+    track_sessions: bool = False
     retained_replay_window_s: float = 30.0
 
     predefined_names: dict[int, str] = field(init=False, repr=False)
@@ -240,6 +269,14 @@ class _Inflight:
         self.retries = 0
 
 
+def _persisted_from(snapshot: dict[str, Any]) -> _Persisted:
+    return _Persisted(
+        {str(topic): int(topic_id) for topic, topic_id in snapshot["topic_ids"].items()},
+        {str(topic): int(qos) for topic, qos in snapshot["subscriptions"].items()},
+        int(snapshot["next_topic_id"]),
+    )
+
+
 def topic_matches(topic_filter: str, topic: str) -> bool:
     """MQTT topic filter matching ('+' one level, '#' the rest; '$' topics need no wildcard)."""
     if topic_filter == topic:
@@ -266,6 +303,7 @@ class GatewaySession:
     """The gateway's state for one client address. Use it through `GatewayRegistry`."""
 
     __slots__ = (
+        "_awaiting_ack",
         "_buffer",
         "_denied",
         "_events",
@@ -284,6 +322,7 @@ class GatewaySession:
         "client_id",
         "config",
         "counters",
+        "dirty",
         "keep_alive_s",
         "last_rx",
         "pending_restore",
@@ -328,6 +367,8 @@ class GatewaySession:
         self._inflight: _Inflight | None = None
         self._pingresp_pending = False
         self.pending_restore: _Persisted | None = None
+        self._awaiting_ack: dict[int, tuple[int, int]] = {}  # msg id -> (qos, topic id)
+        self.dirty = False  # the stored snapshot is out of date
         self.resumed = False
         self._next_msg_id = 0
         self.last_rx = 0.0
@@ -354,6 +395,7 @@ class GatewaySession:
                 self.counters.dropped += 1
                 return
             self._buffer.append(item)
+            self.dirty = True
             return
         if self.state not in _CONNECTED_STATES:
             self.counters.dropped += 1
@@ -436,6 +478,7 @@ class GatewaySession:
             self._next_topic_id = topic_id % 0xFFFE + 1
             self.topic_ids[topic] = topic_id
             self.topic_names[topic_id] = topic
+            self.dirty = True
         return topic_id
 
     def _resolve(self, topic_id_type: int, topic_id: int) -> str | None:
@@ -451,6 +494,8 @@ class GatewaySession:
     def _end(self, state: str) -> None:
         # Leaving for good: the broker-side subscriptions of this client go too.
         self.state = state
+        self.dirty = True
+        self._awaiting_ack.clear()
         self._inflight = None
         self._queue.clear()
         self._buffer.clear()
@@ -481,6 +526,7 @@ class GatewaySession:
         self._may_publish = {}
         self._next_topic_id = 1
         self._incoming_qos2.clear()
+        self._awaiting_ack.clear()
         self._queue = []
         self._buffer = []
         self._inflight = None
@@ -501,6 +547,54 @@ class GatewaySession:
     def persisted(self) -> _Persisted:
         """The part of a CleanSession=0 session that outlives the connection."""
         return _Persisted(dict(self.topic_ids), dict(self.subscriptions), self._next_topic_id)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a gateway restart must not lose of this session, as JSON-ready values except
+        `address` (the caller's transport address, encoded by the caller). A sleeping or
+        waking client's undelivered messages are kept as its buffer; an active client's
+        downstream queue is not (the broker connection redelivers nothing of it)."""
+        buffer: list[_Downstream] = []
+        if self.state in (ASLEEP, AWAKE):
+            inflight = self._inflight
+            buffer = ([inflight.item] if inflight and inflight.item else []) + self._queue
+            buffer += self._buffer
+        state = self.state if self.state in (ACTIVE, ASLEEP, AWAKE) else DISCONNECTED
+        return {
+            "client_id": self.client_id,
+            "address": self.address,
+            "state": ASLEEP if state == AWAKE else state,
+            "keep_alive_s": self.keep_alive_s,
+            "sleep_duration_s": self.sleep_duration_s,
+            "will": [self.will_topic, self.will_message.hex(), self.will_qos, self.will_retain],
+            "subscriptions": dict(self.subscriptions),
+            "topic_ids": dict(self.topic_ids),
+            "next_topic_id": self._next_topic_id,
+            "known_to_client": sorted(self._known_to_client),
+            "short_topics": sorted(self._short_topics),
+            "buffer": [[m.topic, m.payload.hex(), m.qos, m.retain] for m in buffer],
+        }
+
+    def load_snapshot(self, snapshot: dict[str, Any], now: float) -> None:
+        """Become the session `snapshot` describes (a live one: ACTIVE or ASLEEP), supervised
+        from `now` as if the client had just been heard; subscriptions are re-announced."""
+        self.client_id = snapshot["client_id"]
+        self.clean_session = False
+        self.state = snapshot["state"]
+        self.keep_alive_s = int(snapshot["keep_alive_s"])
+        self.sleep_duration_s = int(snapshot["sleep_duration_s"])
+        will_topic, will_hex, will_qos, will_retain = snapshot["will"]
+        self.will_topic, self.will_message = will_topic, bytes.fromhex(will_hex)
+        self.will_qos, self.will_retain = int(will_qos), bool(will_retain)
+        self.restore(_persisted_from(snapshot))
+        self._known_to_client = set(snapshot["known_to_client"])
+        self._short_topics = set(snapshot["short_topics"])
+        self._buffer = [
+            _Downstream(topic, bytes.fromhex(payload), int(qos), bool(retain))
+            for topic, payload, qos, retain in snapshot["buffer"]
+        ]
+        self.last_rx = now
+        self.resumed = True
+        self.dirty = False
 
     # ---- downstream ---------------------------------------------------------------------------
 
@@ -527,6 +621,7 @@ class GatewaySession:
             self._pingresp_pending = False
             self._send(codec.Pingresp())
             self.state = ASLEEP
+            self.dirty = True
 
     def _start(
         self,
@@ -612,6 +707,7 @@ class GatewaySession:
 
     def _accept(self, now: float) -> None:
         self.state = ACTIVE
+        self.dirty = True
         self._pingresp_pending = False
         self._send(codec.Connack(RC_ACCEPTED))
         self._events.append(ClientConnected(self.client_id, self.clean_session, self.resumed))
@@ -660,12 +756,14 @@ class GatewaySession:
         self.will_retain = msg.retain
         if not msg.topic:
             self.will_message = b""
+        self.dirty = True
         self._send(codec.WillTopicResp(RC_ACCEPTED))
 
     def _on_willmsgupd(self, msg: codec.WillMsgUpd, now: float) -> None:
         if not self._connected():
             return
         self.will_message = bytes(msg.message)
+        self.dirty = True
         self._send(codec.WillMsgResp(RC_ACCEPTED))
 
     def _connected(self) -> bool:
@@ -689,6 +787,7 @@ class GatewaySession:
             return
         topic_id = self._topic_id_for(topic)
         self._known_to_client.add(topic)
+        self.dirty = True
         self._send(codec.Regack(topic_id, msg.msg_id, RC_ACCEPTED))
 
     def _on_regack(self, msg: codec.Regack, now: float) -> None:
@@ -698,6 +797,7 @@ class GatewaySession:
             return
         if msg.return_code == RC_ACCEPTED and isinstance(inflight.message, codec.Register):
             self._known_to_client.add(inflight.message.topic_name)
+            self.dirty = True
         elif self._queue:
             self._queue.pop(0)  # the client refuses the topic: its PUBLISH cannot go
             self.counters.dropped += 1
@@ -731,17 +831,50 @@ class GatewaySession:
             if qos > 0:
                 self._send(codec.Puback(msg.topic_id, msg.msg_id, RC_NOT_SUPPORTED))
             return
-        if qos == 2:
-            if self._incoming_qos2.is_new(msg.msg_id, now):
-                self._events.append(PublishUpstream(self.client_id, topic, msg.data, 2, msg.retain))
-            self._send(codec.Pubrec(msg.msg_id))
+        if qos == 0:
+            self._events.append(PublishUpstream(self.client_id, topic, msg.data, 0, msg.retain))
             return
-        self._events.append(PublishUpstream(self.client_id, topic, msg.data, qos, msg.retain))
+        if msg.msg_id in self._awaiting_ack:
+            return  # a retransmission of a message not yet safe: its ack is on the way
+        if qos == 2 and not self._incoming_qos2.is_new(msg.msg_id, now):
+            self._send(codec.Pubrec(msg.msg_id))  # accepted before; our PUBREC was lost
+            return
+        event = PublishUpstream(self.client_id, topic, msg.data, qos, msg.retain, msg.msg_id)
+        self._events.append(event)
+        if self.config.defer_acks:
+            self._awaiting_ack[msg.msg_id] = (qos, msg.topic_id)
+        else:
+            self._acknowledge(msg.msg_id, qos, msg.topic_id)
+
+    def _acknowledge(self, msg_id: int, qos: int, topic_id: int) -> None:
         if qos == 1:
-            self._send(codec.Puback(msg.topic_id, msg.msg_id, RC_ACCEPTED))
+            self._send(codec.Puback(topic_id, msg_id, RC_ACCEPTED))
+        else:
+            self._send(codec.Pubrec(msg_id))
+
+    def acknowledge(self, msg_id: int) -> bool:
+        """The message `msg_id` is safe: send its PUBACK (QoS 1) or PUBREC (QoS 2). False when
+        nothing awaited it (the session was reset meanwhile)."""
+        awaiting = self._awaiting_ack.pop(msg_id, None)
+        if awaiting is None:
+            return False
+        self._acknowledge(msg_id, *awaiting)
+        return True
+
+    def refuse(self, msg_id: int) -> None:
+        """The gateway could not take message `msg_id`: no ack; a retransmission is new."""
+        if self._awaiting_ack.pop(msg_id, None) is not None:
+            self._incoming_qos2.forget(msg_id)
+            self.counters.dropped += 1
+
+    def seed_unreleased(self, msg_ids: list[int], now: float) -> None:
+        """QoS 2 message ids accepted before a restart and not yet released: duplicates."""
+        for msg_id in msg_ids:
+            self._incoming_qos2.is_new(msg_id, now)
 
     def _on_pubrel(self, msg: codec.Pubrel, now: float) -> None:
-        self._incoming_qos2.release(msg.msg_id, now)
+        if self._incoming_qos2.release(msg.msg_id, now):
+            self._events.append(DeviceReleased(self.client_id, msg.msg_id))
         self._send(codec.Pubcomp(msg.msg_id))
 
     def _on_puback(self, msg: codec.Puback, now: float) -> None:
@@ -805,6 +938,7 @@ class GatewaySession:
             if kind == TOPIC_SHORT:
                 self._short_topics.add(topic)
         self.subscriptions[topic] = qos
+        self.dirty = True
         self._events.append(SubscribeUpstream(self.client_id, topic, qos))
         self._send(codec.Suback(topic_id, msg.msg_id, qos, RC_ACCEPTED))
 
@@ -816,6 +950,7 @@ class GatewaySession:
         else:
             topic = self._resolve(msg.topic_id_type, msg.topic_id)
         if topic is not None and self.subscriptions.pop(topic, None) is not None:
+            self.dirty = True
             self._events.append(UnsubscribeUpstream(self.client_id, topic))
         self._send(codec.Unsuback(msg.msg_id))
 
@@ -827,6 +962,7 @@ class GatewaySession:
                 return
             # Wake-up: deliver what was buffered, then PINGRESP (sent by _pump).
             self.state = AWAKE
+            self.dirty = True
             self._queue.extend(self._buffer)
             self._buffer = []
             self._pingresp_pending = True
@@ -843,6 +979,7 @@ class GatewaySession:
         self._send(codec.Disconnect())
         if msg.duration_s is not None and msg.duration_s > 0:
             self.state = ASLEEP
+            self.dirty = True
             self.sleep_duration_s = msg.duration_s
             # Downstream messages still queued wait in the sleep buffer.
             pending = [self._inflight.item] if self._inflight and self._inflight.item else []
@@ -960,6 +1097,53 @@ class GatewayRegistry:
             if session.client_id:
                 self._by_client_id[session.client_id] = address
         self._collect(session, out, events, now)
+        return out, events
+
+    def acknowledge(self, client_id: str, msg_id: int) -> Output:
+        """Message `msg_id` of `client_id` is safe (see `GatewayConfig.defer_acks`): its
+        PUBACK or PUBREC goes out now. Nothing when the client left or reset meanwhile."""
+        return self._with_client(client_id, lambda session: session.acknowledge(msg_id))
+
+    def refuse(self, client_id: str, msg_id: int) -> Output:
+        """The gateway cannot take message `msg_id` of `client_id` (e.g. its spool is full):
+        no acknowledgement; the device's retransmission will be treated as new."""
+        return self._with_client(client_id, lambda session: session.refuse(msg_id))
+
+    def _with_client(self, client_id: str, action: Callable[[GatewaySession], object]) -> Output:
+        out: list[tuple[Address, bytes]] = []
+        events: list[GatewayEvent] = []
+        address = self._by_client_id.get(client_id)
+        session = self.sessions.get(address) if address is not None else None
+        if session is not None:
+            action(session)
+            datagrams, new_events = session.take_output()
+            out.extend((session.address, datagram) for datagram in datagrams)
+            events.extend(new_events)
+        return out, events
+
+    def restore_sessions(
+        self,
+        snapshots: list[dict[str, Any]],
+        unreleased_qos2: dict[str, list[int]],
+        now: float,
+    ) -> Output:
+        """After a gateway restart: recreate the stored CleanSession=0 sessions (live ones at
+        their address, supervised from `now`; disconnected ones awaiting their client's
+        CONNECT) and mark the QoS 2 message ids accepted before the restart and not yet
+        released as duplicates. Call before the first `receive`."""
+        out: list[tuple[Address, bytes]] = []
+        events: list[GatewayEvent] = []
+        for snapshot in snapshots:
+            client_id = snapshot["client_id"]
+            if snapshot["state"] not in (ACTIVE, ASLEEP):
+                self._persisted[client_id] = _persisted_from(snapshot)
+                continue
+            session = GatewaySession(snapshot["address"], self.config, self.denied)
+            session.load_snapshot(snapshot, now)
+            session.seed_unreleased(unreleased_qos2.get(client_id, []), now)
+            self.sessions[session.address] = session
+            self._by_client_id[client_id] = session.address
+            self._collect(session, out, events, now)
         return out, events
 
     def answer_search(self, datagram: bytes) -> tuple[bytes, int] | None:
@@ -1120,6 +1304,10 @@ class GatewayRegistry:
                     if not subscribers:
                         del self._subscribers[event.topic_filter]
         events.extend(new_events)
+        if session.dirty and self.config.track_sessions and session.client_id:
+            session.dirty = False
+            stored = None if session.clean_session else session.snapshot()
+            events.append(SessionChanged(session.client_id, stored))
         if session.state in (DISCONNECTED, LOST) or (
             session.state == NEW and not session.client_id
         ):

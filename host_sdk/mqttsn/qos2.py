@@ -32,10 +32,17 @@ class Qos2Dedup:
             self._prune(now)
         return True
 
-    def release(self, msg_id: int, now: float) -> None:
-        """PUBREL received: the id stays a duplicate for `window_s` more seconds."""
-        if msg_id in self._ids:
+    def release(self, msg_id: int, now: float) -> bool:
+        """PUBREL received: the id stays a duplicate for `window_s` more seconds. True when
+        the id was awaiting this PUBREL (False for a repeated or unknown PUBREL)."""
+        if self._ids.get(msg_id) == _AWAITING_PUBREL:
             self._ids[msg_id] = now
+            return True
+        return False
+
+    def forget(self, msg_id: int) -> None:
+        """Drop `msg_id` (its PUBLISH was not taken): a retransmission counts as new."""
+        self._ids.pop(msg_id, None)
 
     def clear(self) -> None:
         """Forget everything (a clean session starts)."""
