@@ -181,6 +181,7 @@ def test_c_that_no_longer_compiles_is_a_failed_target(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "native (gcc" in result.stdout and "FAILED: build failed: gcc failed" in result.stdout
     assert "shoal_kws_tiny_weights.c" in result.stdout
+    assert "verdict: not verified on native (FAILED above)" in result.stdout
 
 
 @pytest.mark.gen

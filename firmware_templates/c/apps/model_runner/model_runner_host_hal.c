@@ -28,6 +28,8 @@ static uint64_t shoal_host_ns_since_start(void)
 
 void shoal_hal_init(void)
 {
+    /* Line-buffered even into a pipe, so the lines before a crash reach the host. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     clock_gettime(CLOCK_MONOTONIC, &s_started);
 }
 
