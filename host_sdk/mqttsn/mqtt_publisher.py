@@ -68,12 +68,16 @@ CONNACK_REASONS = {
 
 _U16 = struct.Struct("!H")
 _ACK_HEADER = struct.Struct("!BBH")  # first byte, remaining length 2, packet id
+# PUBLISH fixed headers with a one- and a two-byte remaining length (up to 16383 bytes).
+_PUBLISH_HEADER_1 = struct.Struct("!BB")
+_PUBLISH_HEADER_2 = struct.Struct("!BBB")  # first byte, remaining length 2, packet id
 # First bytes a broker may send to a client: CONNACK, PUBLISH (QoS 0..2, DUP and RETAIN either
 # way), PUBACK, PUBREC, PUBREL (flags 0010), PUBCOMP, PINGRESP.
 _CLIENT_BOUND_FIRST_BYTES = frozenset(
     [0x20, 0x40, 0x50, 0x62, 0x70, 0xD0]
     + [0x30 | flags for flags in range(16) if (flags >> 1) & 3 != 3]
 )
+_ACK_FIRST_BYTES = frozenset([0x40, 0x50, 0x62, 0x70])
 _PINGREQ = bytes([PINGREQ << 4, 0])
 _DISCONNECT = bytes([DISCONNECT << 4, 0])
 
@@ -141,18 +145,17 @@ def _append_publish(
     dup: bool,
 ) -> None:
     length = len(encoded_topic) + len(payload) + (2 if qos else 0)
-    out.append(0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0))
+    first = 0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
     if length < 0x80:
-        out.append(length)
+        out += _PUBLISH_HEADER_1.pack(first, length)
     elif length < 0x4000:
-        out.append((length & 0x7F) | 0x80)
-        out.append(length >> 7)
+        out += _PUBLISH_HEADER_2.pack(first, (length & 0x7F) | 0x80, length >> 7)
     else:
+        out.append(first)
         out += encode_remaining_length(length)
     out += encoded_topic
     if qos:
-        out.append(packet_id >> 8)
-        out.append(packet_id & 0xFF)
+        out += _U16.pack(packet_id)
     out += payload
 
 
@@ -226,6 +229,22 @@ class IncomingParser:
         size = len(buffer)
         while size - position >= 2:
             first = buffer[position]
+            if first in _ACK_FIRST_BYTES and self._connack_seen and size - position >= 4:
+                # Fast path for the bulk of the traffic: PUBACK/PUBREC/PUBREL/PUBCOMP.
+                if buffer[position + 1] != 2:
+                    error = MqttProtocolError(
+                        f"packet type {first >> 4}: length {buffer[position + 1]}, not 2"
+                    )
+                    error.events = events
+                    raise error
+                packet_id = (buffer[position + 2] << 8) | buffer[position + 3]
+                if packet_id == 0:
+                    error = MqttProtocolError(f"packet type {first >> 4}: packet id 0")
+                    error.events = events
+                    raise error
+                events.append((first >> 4, 0, packet_id))
+                position += 4
+                continue
             if first not in _CLIENT_BOUND_FIRST_BYTES:
                 # Rejected before its length is known: garbage must not make us wait for a
                 # body of up to 256 MB that will never come.
@@ -505,7 +524,13 @@ class MqttPublisher:
             if not first:
                 self.reconnects += 1
             first = False
-            accepted = await self._connect_once()
+            try:
+                accepted = await self._connect_once()
+            except Exception:
+                # Whatever went wrong, the publisher must keep trying: the gateway's journal
+                # holds messages that only this loop can deliver.
+                logger.exception("MQTT publisher: unexpected error while connecting")
+                accepted = False
             if self._stopping:
                 return
             failures = 0 if accepted else failures + 1
