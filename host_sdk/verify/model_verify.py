@@ -200,10 +200,16 @@ def resolve_targets(backend: str, board_name: str | None) -> tuple[Board, ...]:
 
 def pack_edges(edges: Sequence[EdgeInfo], total_bytes: int, arrays: Sequence[np.ndarray]) -> bytes:
     """Arrays placed at their edges' byte offsets in one buffer, as the generated code packs
-    several graph inputs (outputs) into the caller's one buffer."""
+    several graph inputs (outputs) into the caller's one buffer. Raises ValueError when an
+    array's dtype or size is not its edge's (nothing is cast)."""
     buffer = bytearray(total_bytes)
     for edge, array in zip(edges, arrays, strict=True):
-        data = np.ascontiguousarray(array, dtype=np.dtype(edge.dtype)).tobytes()
+        data = np.ascontiguousarray(array).tobytes()
+        if np.dtype(array.dtype) != np.dtype(edge.dtype) or len(data) != edge.byte_size:
+            raise ValueError(
+                f"array {array.dtype} {list(array.shape)} does not fit edge {edge.dtype} "
+                f"{list(edge.shape)} ({edge.byte_size} bytes)"
+            )
         buffer[edge.offset : edge.offset + len(data)] = data
     return bytes(buffer)
 

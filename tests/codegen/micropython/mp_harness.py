@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from codegen.emit.micropython_model import emit_micropython
 from codegen.model_compiler import load_model, plan_model
-from codegen.plan.model_plan import EdgeInfo, ModelPlan
+from codegen.plan.model_plan import ModelPlan
 from host_sdk.micropython import run_micropython
+from host_sdk.verify.model_verify import micropython_runner, pack_edges, unpack_edges
 
-RUNNER = Path(__file__).with_name("mp_model_runner.py")
+# The job runner `shoal verify` uses (M, I, R lines; see its docstring).
+RUNNER = micropython_runner()
 BACKENDS = ("viper", "bytecode")
 
 
@@ -41,7 +42,7 @@ def generate(model_bytes: bytes, out_dir: Path, prefix: str) -> ModelPlan:
 
 
 class Job:
-    """A job file for mp_model_runner.py: import a model, invoke it, reset it."""
+    """A job file for the MicroPython model runner: import a model, invoke it, reset it."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -85,24 +86,8 @@ def run_job(
     return [bytes.fromhex(line[2:]) for line in lines if line.startswith("O ")]
 
 
-def pack(edges: Sequence[EdgeInfo], total_bytes: int, arrays: Sequence[np.ndarray]) -> bytes:
-    """Arrays placed at their edges' byte offsets in one buffer, as the module packs them."""
-    buffer = bytearray(total_bytes)
-    for edge, array in zip(edges, arrays, strict=True):
-        data = np.ascontiguousarray(array).tobytes()
-        assert len(data) == edge.byte_size
-        buffer[edge.offset : edge.offset + len(data)] = data
-    return bytes(buffer)
-
-
-def unpack(edges: Sequence[EdgeInfo], data: bytes) -> list[np.ndarray]:
-    """The graph inputs in a packed buffer, as arrays of their dtype and shape."""
-    return [
-        np.frombuffer(data[e.offset : e.offset + e.byte_size], dtype=np.dtype(e.dtype)).reshape(
-            e.shape
-        )
-        for e in edges
-    ]
+pack = pack_edges
+unpack = unpack_edges
 
 
 def random_input(plan: ModelPlan, rng: np.random.Generator, wide: bool) -> bytes:
