@@ -335,7 +335,7 @@ class Device:
             events.extend(self.poll(max(1, int((end - self.now()) * 1000))))
             if not self.searching:
                 return events
-        events.extend(self.call(self.session.search_gateway, radius))
+        events.extend(self.call(self.session.search_gateway, radius=radius))
         return events
 
     def _watch(self, events):
