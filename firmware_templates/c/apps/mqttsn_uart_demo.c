@@ -115,9 +115,11 @@ int main(void)
             demo.echo_queued = demo.echo_msg_id > 0;
         }
         if (demo.echo_done && !disconnect_sent) {
+            /* Refused (ERR_STATE) while work or a QoS 2 PUBREL is outstanding: try again. */
             disconnect_sent = shoal_mqttsn_client_disconnect(&client) == SHOAL_MQTTSN_OK;
+            demo.disconnected = 0u; /* a DISCONNECT the gateway sent earlier is not the answer */
         }
-        if (demo.disconnected && demo.echo_done) {
+        if (disconnect_sent && demo.disconnected) {
             return 0;
         }
         shoal_hal_idle();
