@@ -133,7 +133,9 @@ class TargetReport:
 @dataclass(frozen=True)
 class VerifyReport:
     """Everything `verify_model` found. `ok` is True only when every target ran and every
-    output byte of every invocation equals TFLM's."""
+    output byte of every invocation equals TFLM's. `edited_files` (with `--sources` only) names
+    the generated files that differ from what this Shoal generates for the model, with the
+    first differing line: informational, the outputs decide."""
 
     model: str
     model_sha256: str
@@ -146,6 +148,7 @@ class VerifyReport:
     stateful: bool
     outputs: tuple[str, ...]
     targets: tuple[TargetReport, ...]
+    edited_files: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -668,8 +671,11 @@ def verify_model(
             c_files = tuple(f for f in generated.files if f.suffix == ".c")
             found = ModelSources(generated.prefix, generated.out_dir.resolve(), c_files)
             sources_text = "generated from the model"
+            edited: tuple[str, ...] = ()
         else:
             sources_text = str(found.directory)
+            original: Path | bytes = model_bytes if model_name == "<bytes>" else Path(model_name)
+            edited = _edited_files(original, found, backend, work / "regenerated")
         reports = [
             _run_target(
                 target,
@@ -698,7 +704,34 @@ def verify_model(
         stateful=stateful,
         outputs=tuple(f"{e.dtype} {list(e.shape)}" for e in plan.outputs),
         targets=tuple(reports),
+        edited_files=edited,
     )
+
+
+def _edited_files(
+    model: Path | bytes, sources: ModelSources, backend: str, out_dir: Path
+) -> tuple[str, ...]:
+    """Generated files in `sources` that differ from a fresh generation: "name (line N)", or
+    "name (missing)"."""
+    fresh = generate_model(model, out_dir, prefix=sources.prefix, backend=backend)
+    edited = []
+    for path in fresh.files:
+        theirs = sources.directory / path.name
+        if not theirs.is_file():
+            edited.append(f"{path.name} (missing)")
+            continue
+        ours_lines = path.read_text().splitlines()
+        their_lines = theirs.read_text(errors="replace").splitlines()
+        # Line 1 is the stamp, which names the model file; the rest must match.
+        for number, (a, b) in enumerate(zip(ours_lines, their_lines, strict=False), start=1):
+            if number > 1 and a != b:
+                edited.append(f"{path.name} (line {number})")
+                break
+        else:
+            if len(ours_lines) != len(their_lines):
+                shorter = min(len(ours_lines), len(their_lines)) + 1
+                edited.append(f"{path.name} (line {shorter})")
+    return tuple(edited)
 
 
 def _run_target(
@@ -784,6 +817,12 @@ def format_verify_report(report: VerifyReport) -> str:
         f"seed {report.seed}); arena filled with garbage before the first reset"
         + ("; stateful: consecutive invocations, then one after reset" if report.stateful else ""),
     ]
+    if report.edited_files:
+        lines.append(
+            f"note: {_plural(len(report.edited_files), 'generated file')} in {report.sources} "
+            f"differ from what this Shoal generates for the model: "
+            f"{', '.join(report.edited_files)}"
+        )
     for target in report.targets:
         lines.append(f"{target.board} ({target.build}):")
         if target.error is not None:

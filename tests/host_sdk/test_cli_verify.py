@@ -161,6 +161,7 @@ def test_altered_generated_c_is_reported_with_output_and_index(tmp_path: Path) -
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert f"sources {out.resolve()}" in clean.stdout
     assert "output 0 int8 [1, 4]: bit-exact (4 invocations, 16 bytes)" in clean.stdout
+    assert "note:" not in clean.stdout
     alter_c_bias(out, "shoal_kws_tiny", BIAS_DELTA)
     altered = shoal("verify", KWS_TINY, "--sources", out, "--seed", "1", "--inputs", "4")
     assert altered.returncode == 1, altered.stdout + altered.stderr
@@ -168,6 +169,11 @@ def test_altered_generated_c_is_reported_with_output_and_index(tmp_path: Path) -
     # Channel 0 of the last layer moved: the first difference is element 0.
     assert "first at index 0: got" in altered.stdout
     assert "verdict: NOT bit-exact with TFLM on native (reproduce with --seed 1)" in altered.stdout
+    # The edited file is named too, from a fresh generation, with the line that changed.
+    weights = (out / "shoal_kws_tiny_weights.c").read_text().splitlines()
+    line = 1 + next(i for i, text in enumerate(weights) if "op5_bias[4] = {" in text) + 1
+    assert f"1 generated file in {out.resolve()} differ" in altered.stdout
+    assert f"shoal_kws_tiny_weights.c (line {line})" in altered.stdout
     assert "differs from TFLM" in altered.stderr and altered.stderr.count("\n") == 1
 
 
@@ -247,7 +253,10 @@ def test_micropython_is_bit_exact_and_an_altered_module_is_reported(tmp_path: Pa
     assert "micropython-unix (MicroPython unix port, viper kernels)" in clean.stdout
     assert "output 0 int8 [1, 4]: bit-exact (8 invocations, 32 bytes)" in clean.stdout
     alter_micropython_bias(out, "shoal_kws_tiny", BIAS_DELTA)
-    altered = shoal(*args)
+    altered = shoal(*args, "--json")
     assert altered.returncode == 1
+    report = json.loads(altered.stdout)
+    assert [name.split(" ")[0] for name in report["edited_files"]] == ["shoal_kws_tiny.py"]
+    altered = shoal(*args)
     assert "output 0 int8 [1, 4]: DIFFERS from TFLM on" in altered.stdout
     assert "first at index 0: got" in altered.stdout
