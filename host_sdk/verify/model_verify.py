@@ -135,7 +135,9 @@ class VerifyReport:
     """Everything `verify_model` found. `ok` is True only when every target ran and every
     output byte of every invocation equals TFLM's. `edited_files` (with `--sources` only) names
     the generated files that differ from what this Shoal generates for the model, with the
-    first differing line: informational, the outputs decide."""
+    first differing line: informational, the outputs decide. `distinct_outputs` counts the
+    different outputs TFLM gave over the invocations: 1 for several inputs means the inputs
+    did not exercise the model (e.g. a saturated softmax), and the report says so."""
 
     model: str
     model_sha256: str
@@ -149,6 +151,7 @@ class VerifyReport:
     outputs: tuple[str, ...]
     targets: tuple[TargetReport, ...]
     edited_files: tuple[str, ...] = ()
+    distinct_outputs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -705,6 +708,7 @@ def verify_model(
         outputs=tuple(f"{e.dtype} {list(e.shape)}" for e in plan.outputs),
         targets=tuple(reports),
         edited_files=edited,
+        distinct_outputs=len(set(expected)),
     )
 
 
@@ -817,6 +821,11 @@ def format_verify_report(report: VerifyReport) -> str:
         f"seed {report.seed}); arena filled with garbage before the first reset"
         + ("; stateful: consecutive invocations, then one after reset" if report.stateful else ""),
     ]
+    if report.distinct_outputs == 1 and len(report.inputs) > 1:
+        lines.append(
+            "note: TFLM gave the same output for every input, so these inputs exercise little "
+            "of the model; add inputs of your own (--input)"
+        )
     if report.edited_files:
         lines.append(
             f"note: {_plural(len(report.edited_files), 'generated file')} in {report.sources} "

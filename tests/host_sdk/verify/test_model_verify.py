@@ -14,10 +14,11 @@ import pytest
 from codegen.errors import ShoalInputError
 from codegen.model_compiler import generate_model, load_model, plan_model
 from codegen.plan.model_plan import EdgeInfo, ModelPlan
-from codegen.tflite_writer import activation_spec, single_op_model
+from codegen.tflite_writer import activation_spec, bias_spec, single_op_model, weights_spec
 from host_sdk.verify.model_verify import (
     compare_output,
     find_generated_sources,
+    format_verify_report,
     load_user_inputs,
     random_inputs,
     resolve_targets,
@@ -181,3 +182,24 @@ def test_a_crashing_model_is_a_failed_target_not_a_crash(tmp_path: Path) -> None
     assert not report.ok and target.invocations == ()
     assert target.error is not None
     assert "the model runner stopped after 0 invocations (signal" in target.error
+
+
+@pytest.mark.gen
+def test_inputs_that_do_not_move_the_output_are_pointed_out() -> None:
+    """All-zero weights: every input gives the same output, so a match proves little."""
+    blind = single_op_model(
+        "FULLY_CONNECTED",
+        [
+            activation_spec((1, 4), 0.05, 0, "x"),
+            weights_spec(np.zeros((3, 4), dtype=np.int8), [0.01], 0),
+            bias_spec(np.array([100, -50, 7], dtype=np.int32), 0.05, [0.01]),
+        ],
+        [activation_spec((1, 3), 0.02, 1, "y")],
+        {"activation": "NONE"},
+    )
+    report = verify_model(blind, inputs=3, seed=1)
+    assert report.ok and report.distinct_outputs == 1
+    assert "note: TFLM gave the same output for every input" in format_verify_report(report)
+    useful = verify_model(KWS_TINY, inputs=3, seed=1)
+    assert useful.distinct_outputs > 1
+    assert "note:" not in format_verify_report(useful)
