@@ -118,4 +118,31 @@ while not events and now < 10:
     out, events = lost.tick(now)
 check("gateway lost", events == [cs.GatewayLost()] and now == 3.0 and lost.retransmitted == 2)
 
+# Across a lost session: resend with msg id + DUP, re-SUBSCRIBE (clean), DISCONNECT after PUBCOMP.
+again = cs.ClientSession("mp-3", t_retry_s=1.0, n_retry=2)
+again.connect(0.0)
+again.receive(codec.encode(codec.Connack(0)), 0.1)
+out, ev = again.subscribe("c/#", 1, 0.2)
+again.receive(codec.encode(codec.Suback(0, codec.decode(out[0]).msg_id, 1, 0)), 0.3)
+out, ev = again.publish("ab", b"q", 1, 0.4)
+first = codec.decode(out[0])
+out, ev = again.receive(codec.encode(codec.Disconnect()), 0.5)
+check("dropped by gateway", ev == [cs.Disconnected(True)])
+again.connect(1.0)
+out, ev = again.receive(codec.encode(codec.Connack(0)), 1.1)
+resub = codec.decode(out[0])
+check("resubscribe", isinstance(resub, codec.Subscribe) and resub.topic_name == "c/#")
+out, ev = again.receive(codec.encode(codec.Suback(0, resub.msg_id, 1, 0)), 1.2)
+resent = codec.decode(out[0])
+check("resent dup", resent.dup and resent.msg_id == first.msg_id and resent.data == b"q")
+again.receive(codec.encode(codec.Puback(0x6162, first.msg_id, 0)), 1.3)
+out, ev = again.receive(codec.encode(codec.Publish(0x6162, b"z", 2, 40, codec.TOPIC_SHORT)), 2.0)
+out, ev = again.disconnect(2.1)
+check("disconnect held", out == [])
+out, ev = again.receive(codec.encode(codec.Pubrel(40)), 2.2)
+check(
+    "pubcomp then disconnect",
+    [codec.decode(d) for d in out] == [codec.Pubcomp(40), codec.Disconnect()],
+)
+
 print(f"{passed} passed, {failed} failed")
