@@ -636,6 +636,8 @@ def verify_model(
     """
     if not 0 <= inputs <= MAX_INPUTS:
         raise ShoalInputError(f"--inputs {inputs}: accepted 0..{MAX_INPUTS} random inputs")
+    if seed is not None and seed < 0:
+        raise ShoalInputError(f"--seed {seed}: accepted a non-negative integer")
     if kernels not in MP_KERNELS:
         raise ShoalInputError(f"kernels {kernels!r}: accepted {', '.join(MP_KERNELS)}")
     targets = resolve_targets(backend, board)
@@ -773,8 +775,9 @@ def _run_target(
                 target.name,
                 build,
                 (),
-                f"the model does not fit {target.name}: {overflow.group(0).strip()} (see "
-                f"`shoal check {model_name} --board {target.name}`)",
+                f"the model and its {len(vectors)} embedded test inputs do not fit "
+                f"{target.name}: {overflow.group(0).strip()} (see `shoal check {model_name} "
+                f"--board {target.name}`; fewer --inputs if the inputs are large)",
             )
         return TargetReport(target.name, build, (), f"build failed: {exc}")
     except ToolNotFoundError as exc:

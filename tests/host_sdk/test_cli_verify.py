@@ -106,6 +106,8 @@ def test_board_the_backend_cannot_target_is_refused() -> None:
 def test_no_inputs_at_all_is_bad_usage() -> None:
     error = _one_line_error(shoal("verify", KWS_TINY, "--inputs", "0"))
     assert "no inputs to verify on" in error
+    error = _one_line_error(shoal("verify", KWS_TINY, "--seed", "-3"))
+    assert "--seed -3: accepted a non-negative integer" in error
 
 
 @pytest.mark.unit
