@@ -141,7 +141,11 @@ class UdpTransport:
         except OSError:
             sock.bind(_address(socket, "0.0.0.0", group_port))
         sock.setsockopt(ipproto_ip, add_membership, _ipv4(group) + _ipv4(interface))
-        self._sock.setsockopt(ipproto_ip, multicast_if, _ipv4(interface))
+        if interface != "0.0.0.0":
+            try:  # SEARCHGW leaves through that interface
+                self._sock.setsockopt(ipproto_ip, multicast_if, _ipv4(interface))
+            except OSError:
+                pass  # a stack without IP_MULTICAST_IF (lwIP ports): its default interface
         self._group_sock = sock
         self._search = _address(socket, group, group_port)
 

@@ -352,6 +352,7 @@ def free_udp_port() -> int:
 class ShoalGatewayProcess:
     """`shoal gateway` (python -m host_sdk.cli gateway) as a child process on 127.0.0.1, so a test
     can SIGKILL it mid-session and start it again on the same UDP port with the same arguments.
+    Give it `--state-dir` under the test's tmp_path: the default is the user's state directory.
     `stop()` ends it (SIGTERM, then SIGKILL); fixtures call it in a `finally`."""
 
     def __init__(self, broker_url: str, *args: str, port: int = 0) -> None:

@@ -37,12 +37,15 @@ GatewayFactory = Callable[..., ShoalGatewayProcess]
 
 @pytest.fixture
 def shoal_gateway(broker: MosquittoBroker, tmp_path: Path) -> Iterator[GatewayFactory]:
-    """Factory: `shoal_gateway(*extra_args)` starts `shoal gateway` with T_RETRY 0.5 s."""
+    """Factory: `shoal_gateway(*extra_args)` starts `shoal gateway` with T_RETRY 0.5 s and a
+    state directory under tmp_path (unless the arguments name one)."""
     config = tmp_path / "gateway.toml"
     config.write_text(GATEWAY_TOML)
     started: list[ShoalGatewayProcess] = []
 
     def start(*args: str) -> ShoalGatewayProcess:
+        if "--state-dir" not in args:  # never the user's default state directory
+            args = (*args, "--state-dir", str(tmp_path / f"state-{len(started)}"))
         gateway = ShoalGatewayProcess(broker.url, "--config", str(config), *args)
         started.append(gateway)
         return gateway
@@ -105,6 +108,32 @@ def test_restarted_gateway_disconnect_makes_the_device_reconnect_and_resubscribe
     # Publishing resumed on the new gateway: the last round reaches the broker.
     probe.wait_for(lambda m: (f"up/{device}", b"n-30", 1, False) in m, 10)
     probe.publish(f"cmd/{device}", b"", qos=1, retain=True)  # clear the retained command
+
+
+def test_device_keeps_reconnecting_while_the_gateway_is_down_then_resubscribes(
+    client_kind: ClientKind,
+    probe: MqttProbe,
+    shoal_gateway: GatewayFactory,
+    clients: list[ClientProcess],
+) -> None:
+    gateway = shoal_gateway()
+    device = unique("patient-")
+    client = client_kind.start(
+        "--gateway", f"127.0.0.1:{gateway.port}", "--client-id", device, "--keepalive", "1",
+        "--sub", f"cmd/{device}:1", "--expect", "1", "--timeout-ms", "40000", *FAST,
+    )  # fmt: skip
+    clients.append(client)
+    client.wait_line("READY")
+    gateway.kill()
+    lost = client.wait_line("LOST", 10)  # PINGREQ unanswered N_RETRY times
+    time.sleep(2.0)  # CONNECT attempts fail meanwhile; the pauses grow (unit-tested)
+    assert not client.matching("RECONNECTED")
+    gateway.start()
+    back = client.wait_line("RECONNECTED", 15, after=lost)
+    probe.publish(f"cmd/{device}", b"back", qos=1, retain=True)
+    wait_recv(client, f"cmd/{device}", 1, b"back", back)
+    assert client.wait_exit() == 0, client.output()
+    probe.publish(f"cmd/{device}", b"", qos=1, retain=True)
 
 
 def test_clean_exit_publishes_no_will_but_a_killed_device_does(

@@ -13,6 +13,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from gateway_harness import (
@@ -46,11 +47,15 @@ def group() -> str:
 
 
 @pytest.fixture
-def shoal_gateway(broker: MosquittoBroker) -> Iterator[Callable[..., ShoalGatewayProcess]]:
+def shoal_gateway(
+    broker: MosquittoBroker, tmp_path: Path
+) -> Iterator[Callable[..., ShoalGatewayProcess]]:
+    """Factory: `shoal gateway` with a state directory under tmp_path."""
     started: list[ShoalGatewayProcess] = []
 
     def start(*args: str) -> ShoalGatewayProcess:
-        gateway = ShoalGatewayProcess(broker.url, *args)
+        state = tmp_path / f"state-{len(started)}"
+        gateway = ShoalGatewayProcess(broker.url, "--state-dir", str(state), *args)
         started.append(gateway)
         return gateway
 
