@@ -264,3 +264,35 @@ def test_search_gateway_then_connect_to_the_responder(native_client: Path, cli: 
         "only SEARCHGW at the search address"
     )
     assert gateway.of_type(ref.CONNECT)[0].text == b"seeker"
+
+
+def test_qos2_counted_once_and_pubcomp_before_disconnect(
+    native_client: Path, cli: CodecCli
+) -> None:
+    handler = basic_gateway(drop_first_publish=False)
+
+    def slow_release(gw: ScriptedGateway, m: Fields) -> None:
+        if m.type == ref.SUBSCRIBE:
+            handler(gw, m)
+            # A QoS 2 message, then its retransmission (DUP) as if our PUBREC were lost.
+            gw.send(Fields(ref.PUBLISH, flags=0x41, topic_id=5, msg_id=21, data=b"one"))
+            gw.send(Fields(ref.PUBLISH, flags=0xC1, topic_id=5, msg_id=21, data=b"one"))
+            # The PUBREL comes late: --expect 1 is met long before it.
+            threading.Timer(0.8, lambda: gw.send(Fields(ref.PUBREL, msg_id=21))).start()
+            return
+        handler(gw, m)
+
+    gw = ScriptedGateway(cli, slow_release)
+    try:
+        lines = run_client(
+            native_client, gw, "--client-id", "once", "--predef", "5:cmd/q2",
+            "--sub-predef", "5:2", "--expect", "1", "--retry-ms", "500",
+        )  # fmt: skip
+    finally:
+        gw.close()
+    assert [line for line in lines if line.startswith("RECV")] == ["RECV cmd/q2 2 0 6f6e65"]
+    sent = [m.type for m in gw.received]
+    assert sent.count(ref.PUBREC) == 2, "each copy is acknowledged"
+    assert ref.PUBCOMP in sent and ref.DISCONNECT in sent, sent
+    assert sent.index(ref.PUBCOMP) < sent.index(ref.DISCONNECT), "DISCONNECT before PUBCOMP"
+    assert lines.index("DONE") < lines.index("DISCONNECTED")
