@@ -1,7 +1,7 @@
 """Device runtimes against `shoal gateway` (a real process, SIGKILLed and restarted mid-session)
 and a real mosquitto: the C native client and the MicroPython client (unix port) reconnect with
-backoff after the restarted gateway answers with DISCONNECT, subscribe again (clean session) or
-keep their session (persistent), exit cleanly (QoS 2 exchanges finished, PUBCOMP before
+backoff after the restarted gateway answers with DISCONNECT or after it stayed away past N_RETRY
+(LOST), subscribe again (clean session) or keep their session (persistent), exit cleanly (QoS 2 exchanges finished, PUBCOMP before
 DISCONNECT, so no will) while a killed device's will is published, and count a QoS 2 message
 exactly once even when the gateway's PUBLISH arrives twice.
 """
