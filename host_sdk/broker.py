@@ -171,6 +171,16 @@ class MosquittoBroker:
         if process.stderr is not None:
             process.stderr.close()
 
+    def kill(self) -> None:
+        """SIGKILL the broker (a crash: no final persistence save) and reap it."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.kill()
+        process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
     def restart(self) -> None:
         """Stop and start again on the same port (sessions survive when `persistence`)."""
         self.stop()

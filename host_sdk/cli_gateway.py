@@ -56,6 +56,18 @@ def configure_gateway(parser: argparse.ArgumentParser) -> None:
         help="address of the local interface for the multicast group (default 0.0.0.0; "
         "127.0.0.1 for loopback)",
     )
+    parser.add_argument(
+        "--ack",
+        choices=("spool", "broker"),
+        help="when a device's QoS 1/2 PUBLISH is acknowledged: spool (default: on disk in the "
+        "gateway's spool) or broker (the broker acknowledged it)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="spool and stored sessions (default: the config file's, else "
+        "$XDG_STATE_HOME/shoal/gateway-<broker client id>)",
+    )
     parser.add_argument("--config", metavar="FILE", help="gateway TOML file; flags override it")
     parser.add_argument(
         "--stats-interval",
@@ -107,6 +119,10 @@ def _gateway_config_from_args(args: argparse.Namespace) -> GatewayConfig:
         changes["serial"] = tuple(args.serial)
     if args.advertise_to is not None:
         changes["advertise_to"] = parse_host_port(args.advertise_to, "--advertise-to")
+    if args.ack is not None:
+        changes["ack"] = args.ack
+    if args.state_dir is not None:
+        changes["state_dir"] = str(Path(args.state_dir).resolve())
     if args.multicast is not None:
         changes["multicast"] = parse_multicast_group(args.multicast, "--multicast")
     if args.multicast_interface is not None:

@@ -282,6 +282,7 @@ class Gateway:
                 ack_mode=self.config.ack,
                 on_safe=self._on_safe,
                 spool_max_bytes=self.config.spool_max_bytes,
+                max_inflight=self.config.broker_max_inflight,
             )
         except BaseException:
             await self.stop()

@@ -10,6 +10,8 @@ Example (every table optional except what the gateway needs to listen and reach 
     url = "mqtt://127.0.0.1:1883"    # mqtts:// for TLS; user:password@ allowed in the URL
     password_env = "SHOAL_BROKER_PASSWORD"  # or password = "..."; username = "..."
     ca_file = "/etc/ssl/certs/my-ca.pem"
+    max_inflight = 20                # QoS 1/2 messages unacknowledged by the broker at a time;
+                                     # mosquitto silently drops beyond its max_inflight_messages
 
     [gateway]
     id = 1                           # GwId in ADVERTISE/GWINFO
@@ -100,6 +102,7 @@ class GatewayConfig:
     ack: str = "spool"
     state_dir: str | None = None
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    broker_max_inflight: int = 20
     retry_s: float = 10.0
     max_retries: int = 3
     max_clients: int = 10000
@@ -279,7 +282,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         path,
         "broker.",
         top.get("broker", dict, {}),
-        ("url", "username", "password", "password_env", "ca_file", "client_id"),
+        ("url", "username", "password", "password_env", "ca_file", "client_id", "max_inflight"),
     )
     url = broker_table.get("url", str, "mqtt://127.0.0.1:1883")
     try:
@@ -365,6 +368,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         multicast=multicast,
         multicast_interface=multicast_interface,
         ack=ack,
+        broker_max_inflight=broker_table.positive("max_inflight", 20, integer=True),
         state_dir=state_dir,
         spool_max_bytes=gateway.positive("spool_max_bytes", DEFAULT_SPOOL_MAX_BYTES, integer=True),
         retry_s=float(gateway.positive("retry_s", 10.0)),

@@ -146,6 +146,8 @@ class Spool:
                 self._delete_segment(first_seq)
         if segments:
             self._active = segments[-1][0]
+            # Its PUB records may all be gone: never hand out a seq below its name.
+            self._next_seq = max(self._next_seq, self._active)
             self._fd = self._open_segment(self._active)
         else:
             self._start_segment()

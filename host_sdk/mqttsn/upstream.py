@@ -11,17 +11,27 @@ message. It tells the gateway when a device's message is safe to acknowledge:
 - ack mode "spool" (the default): once its record is on disk (fdatasync, batched across
   clients by `GroupCommit`). Survives `kill -9` and power loss of the gateway, and a broker
   that is away: the spool holds the messages until the broker takes them.
-- ack mode "broker": once the broker answered (PUBACK for QoS 1, PUBREC for QoS 2). The
-  acknowledgement means the broker has the message; the journal is still written (without
-  waiting for fdatasync) so that QoS 2 stays exactly-once across a gateway crash.
+- ack mode "broker": once the broker finished it (PUBACK for QoS 1, PUBCOMP for QoS 2: by
+  then mosquitto has handed it to its connected subscribers; it releases QoS 2 on PUBREL).
+  The journal is still written (without waiting for fdatasync) so that QoS 2 stays
+  exactly-once across a gateway crash.
+
+What neither mode can cover: a broker that acknowledged a message and then crashes before
+saving it. mosquitto saves its persistence file periodically, not before acknowledging, so a
+QoS 2 message it PUBREC'd (and will deliver on PUBREL) can vanish with a `kill -9` of the
+broker; the gateway, told PUBREC, must by MQTT 3.1.1 §4.3.3 resend only PUBREL.
 
 It must not speak MQTT-SN or decide anything per device (the session layer does) and holds no
 message that is not in the spool.
 
 Packet ids: a message with sequence number `seq` always uses packet id `(seq - 1) % 65535 + 1`,
-so the id survives a restart without being stored; at most `MAX_INFLIGHT` messages are in
-flight, far below the 65535 ids. Flow control: a new batch is written only while the
-publisher's transport holds less than `MAX_WRITE_BUFFER_BYTES`.
+so the id survives a restart without being stored. In flight: at most `max_inflight` QoS 1/2
+messages (default `DEFAULT_MAX_INFLIGHT` = 20) are unacknowledged by the broker at a time.
+MQTT 3.1.1 has no way to learn the broker's limit, and exceeding it is silent: mosquitto's
+default receive quota is 20 (`max_inflight_messages`); a QoS 1/2 PUBLISH beyond it is answered
+with a normal-looking PUBACK/PUBREC and discarded (measured here, mosquitto 2.0.11). Flow
+control: a new batch is written only while the publisher's transport holds less than
+`MAX_WRITE_BUFFER_BYTES`.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from host_sdk.mqttsn.spool import GroupCommit, Spool, SpooledMessage, SpoolFull
 ACK_SPOOL = "spool"
 ACK_BROKER = "broker"
 ACK_MODES = (ACK_SPOOL, ACK_BROKER)
-MAX_INFLIGHT = 4096
+DEFAULT_MAX_INFLIGHT = 20
 MAX_WRITE_BUFFER_BYTES = 1 << 20
 PUBLISHER_CLIENT_SUFFIX = "-up"
 
@@ -95,12 +105,14 @@ class Upstream:
         ack_mode: str,
         on_safe: SafeCallback,
         spool_max_bytes: int,
+        max_inflight: int = DEFAULT_MAX_INFLIGHT,
     ) -> None:
         if ack_mode not in ACK_MODES:
             raise ShoalInputError(
                 f"ack mode {ack_mode!r} is not supported (accepted: {', '.join(ACK_MODES)})"
             )
         self.ack_mode = ack_mode
+        self.max_inflight = max_inflight
         self._loop = loop
         self._on_safe = on_safe
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
@@ -229,7 +241,7 @@ class Upstream:
     def _send_more(self) -> None:
         publisher = self.publisher
         queue, inflight, spool = self._queue, self._inflight, self.spool
-        while queue and len(inflight) < MAX_INFLIGHT:
+        while queue and len(inflight) < self.max_inflight:
             if publisher.write_buffer_bytes() > MAX_WRITE_BUFFER_BYTES:
                 return  # resumed by the next acknowledgement
             seq = queue[0]
@@ -279,7 +291,7 @@ class Upstream:
         message = self._finished_message(packet_id)
         if message is not None:
             self.spool.mark_done(message.seq)
-            if self.ack_mode == ACK_BROKER and message.qos == 1 and message.client_id:
+            if self.ack_mode == ACK_BROKER and message.client_id:
                 self._on_safe(message.client_id, message.msg_id)
         self._schedule_batch()
 
@@ -292,5 +304,3 @@ class Upstream:
         self.spool.mark_broker_received(message.seq)
         self.spool.flush()  # from now on only PUBREL may be resent: on disk first
         self.publisher.pubrel(packet_id)
-        if self.ack_mode == ACK_BROKER and message.client_id:
-            self._on_safe(message.client_id, message.msg_id)
