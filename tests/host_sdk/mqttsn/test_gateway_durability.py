@@ -152,7 +152,7 @@ class RawDevice:
                 if qos == 2:
                     self.exchange(
                         codec.Pubrel(msg_id),
-                        lambda m: isinstance(m, codec.Pubcomp) and m.msg_id == msg_id,  # noqa: B023
+                        lambda m: isinstance(m, codec.Pubcomp) and m.msg_id == msg_id,
                         deadline,
                     )
                 return
