@@ -25,13 +25,16 @@ It must not speak MQTT-SN or decide anything per device (the session layer does)
 message that is not in the spool.
 
 Packet ids: a message with sequence number `seq` always uses packet id `(seq - 1) % 65535 + 1`,
-so the id survives a restart without being stored. In flight: at most `max_inflight` QoS 1/2
-messages (default `DEFAULT_MAX_INFLIGHT` = 20) are unacknowledged by the broker at a time.
-MQTT 3.1.1 has no way to learn the broker's limit, and exceeding it is silent: mosquitto's
-default receive quota is 20 (`max_inflight_messages`); a QoS 1/2 PUBLISH beyond it is answered
-with a normal-looking PUBACK/PUBREC and discarded (measured here, mosquitto 2.0.11). Flow
-control: a new batch is written only while the publisher's transport holds less than
-`MAX_WRITE_BUFFER_BYTES`.
+so the id survives a restart without being stored. In flight: at most `MAX_WINDOW` messages
+unacknowledged by the broker, of which at most `max_inflight` - 1 QoS 2 exchanges (PUBLISH sent,
+PUBCOMP not yet received; default `DEFAULT_MAX_INFLIGHT` = 20). MQTT 3.1.1 has no way to learn
+the broker's limit, and exceeding it is silent: mosquitto gives each client a receive quota of
+`max_inflight_messages` (default 20), held by a QoS 2 message from its PUBLISH until its PUBREL
+(a QoS 1 message returns it at once); a QoS 1/2 PUBLISH arriving with the quota used up is
+answered with a normal-looking PUBACK/PUBREC and discarded (measured here, mosquitto 2.0.11).
+Messages go out strictly in acceptance order, so a QoS 2 message waiting for quota holds back
+the ones after it. Flow control: a new batch is written only while the publisher's transport
+holds less than `MAX_WRITE_BUFFER_BYTES`.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ ACK_SPOOL = "spool"
 ACK_BROKER = "broker"
 ACK_MODES = (ACK_SPOOL, ACK_BROKER)
 DEFAULT_MAX_INFLIGHT = 20
+MAX_WINDOW = 1000
 MAX_WRITE_BUFFER_BYTES = 1 << 20
 PUBLISHER_CLIENT_SUFFIX = "-up"
 
@@ -128,7 +132,8 @@ class Upstream:
         )
         self._commit: GroupCommit | None = None
         self._queue: deque[int] = deque()  # seqs to (re)send on this connection, in order
-        self._inflight: dict[int, int] = {}  # packet id -> seq
+        self._inflight: dict[int, tuple[int, int]] = {}  # packet id -> (seq, qos)
+        self._inflight_qos2 = 0  # of which QoS 2 exchanges
         self._awaiting_sync: list[tuple[str, int]] = []  # device messages this batch
         self._batch_scheduled = False
         self.recovered = 0  # unfinished messages found in the spool at start
@@ -241,7 +246,8 @@ class Upstream:
     def _send_more(self) -> None:
         publisher = self.publisher
         queue, inflight, spool = self._queue, self._inflight, self.spool
-        while queue and len(inflight) < self.max_inflight:
+        qos2_limit = max(1, self.max_inflight - 1)
+        while queue and len(inflight) < MAX_WINDOW:
             if publisher.write_buffer_bytes() > MAX_WRITE_BUFFER_BYTES:
                 return  # resumed by the next acknowledgement
             seq = queue[0]
@@ -252,6 +258,8 @@ class Upstream:
             packet_id = packet_id_of(seq)
             if packet_id in inflight:
                 return  # that id's earlier message is still out (65535 messages ago)
+            if message.qos == 2 and self._inflight_qos2 >= qos2_limit:
+                return  # the broker's receive quota: resumed by the next PUBCOMP
             if message.broker_received:
                 sent = publisher.pubrel(packet_id)
             else:
@@ -266,7 +274,9 @@ class Upstream:
             if not sent:
                 return  # not connected: everything is resent from on_connected
             queue.popleft()
-            inflight[packet_id] = seq
+            inflight[packet_id] = (seq, message.qos)
+            if message.qos == 2:
+                self._inflight_qos2 += 1
 
     # ---- from the publisher ---------------------------------------------------------------------
 
@@ -274,6 +284,7 @@ class Upstream:
 
     def _on_connected(self) -> None:
         self._inflight.clear()
+        self._inflight_qos2 = 0
         self._queue = deque(m.seq for m in self.spool.unfinished() if not m.done)
         if self._queue:
             self._resend_below = max(self._resend_below, self._queue[-1])
@@ -281,10 +292,16 @@ class Upstream:
 
     def _on_disconnected(self) -> None:
         self._inflight.clear()
+        self._inflight_qos2 = 0
 
     def _finished_message(self, packet_id: int) -> SpooledMessage | None:
-        seq = self._inflight.pop(packet_id, None)
-        return None if seq is None else self.spool.message(seq)
+        entry = self._inflight.pop(packet_id, None)
+        if entry is None:
+            return None
+        seq, qos = entry
+        if qos == 2:
+            self._inflight_qos2 -= 1
+        return self.spool.message(seq)
 
     def _on_finished(self, packet_id: int) -> None:
         # PUBACK (QoS 1) or PUBCOMP (QoS 2).
@@ -296,8 +313,8 @@ class Upstream:
         self._schedule_batch()
 
     def _on_pubrec(self, packet_id: int) -> None:
-        seq = self._inflight.get(packet_id)
-        message = self.spool.message(seq) if seq is not None else None
+        entry = self._inflight.get(packet_id)
+        message = self.spool.message(entry[0]) if entry is not None else None
         if message is None:
             self.publisher.pubrel(packet_id)  # a PUBREC for something already finished
             return

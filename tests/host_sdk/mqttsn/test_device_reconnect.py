@@ -8,6 +8,7 @@ exactly once even when the gateway's PUBLISH arrives twice.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,7 +76,13 @@ def reconnected_after_restart(client: ClientProcess, gateway: ShoalGatewayProces
     gets DISCONNECT from the gateway that no longer knows it, and reconnects. Returns the index
     of the RECONNECTED line."""
     before = len(client.lines)
-    gateway.restart()
+    # Paused meanwhile: on a loaded machine the restart can outlast the device's keep-alive
+    # retries, and the device would then find the gateway LOST on its own instead.
+    client.process.send_signal(signal.SIGSTOP)
+    try:
+        gateway.restart()
+    finally:
+        client.process.send_signal(signal.SIGCONT)
     dropped = client.wait_line("DISCONNECTED", 15, after=before)
     return client.wait_line("RECONNECTED", 15, after=dropped)
 
