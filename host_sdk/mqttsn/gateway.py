@@ -21,6 +21,14 @@ broker holds the union, reference-counted; the registry decides which device get
 its sleep buffer. What is given up: the broker cannot tell devices apart (its ACLs see only
 the gateway), so the gateway applies its own allowlist.
 
+Durability (see `upstream` and `gateway_config`): device messages go upstream through
+`Upstream` (the spool, then a persistent MQTT publisher); the registry defers each QoS 1/2
+acknowledgement until `Upstream` calls back that the message is safe, and the events of a
+datagram (spool records, stored sessions) are handled before its replies are sent. The paho
+`MqttBridge` carries only subscriptions. CleanSession=0 sessions are written to a
+`SessionStore` whenever they change and restored at start; the state directory is locked so
+two gateways never share it.
+
 Serial framing: each serial link (a pyserial URL: `socket://host:port` for a QEMU UART,
 `/dev/tty...`, `loop://`) carries one device. Messages travel as
 `COBS(message || CRC-16/CCITT-FALSE) || 0x00` (see `framing.py`): 0x00 only delimits frames,

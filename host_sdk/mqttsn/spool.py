@@ -20,7 +20,8 @@ with a kind byte:
     REL  4  u64 seq   the device sent PUBREL (QoS 2): its message id may be reused
 
 A message is finished when DONE and (QoS 1, or REL); a segment whose messages are all
-finished is deleted once a newer segment exists. A torn record at the end of the newest
+finished is deleted once a newer segment exists. `max_bytes` limits the records of unfinished
+messages (a full spool refuses new ones); the files may hold up to one segment more. A torn record at the end of the newest
 segment (the process died mid-write) is cut off when the spool is opened; a bad record
 anywhere else is corruption and raises `SpoolCorrupt` naming the file and offset.
 
@@ -82,6 +83,7 @@ class SpooledMessage:
     topic: str
     payload: bytes
     segment: int
+    record_bytes: int = 0  # size of its PUB record on disk (what it costs against max_bytes)
     broker_received: bool = False  # REC: the broker holds it (QoS 2)
     done: bool = False  # DONE: the broker finished it
     device_released: bool = False  # REL: the device sent PUBREL (QoS 2)
@@ -110,6 +112,7 @@ class Spool:
         self._by_device: dict[tuple[str, int], int] = {}  # unreleased QoS 2 -> seq
         self._segment_live: dict[int, int] = {}  # segment first seq -> unfinished messages
         self._segment_size: dict[int, int] = {}
+        self._live_bytes = 0  # PUB records of unfinished messages
         self._buffer = bytearray()
         self._fd_lock = threading.Lock()
         self._fd = -1
@@ -191,6 +194,7 @@ class Spool:
         try:
             if kind == KIND_PUB:
                 message = _decode_pub(body, segment)
+                message.record_bytes = _FRAME.size + len(body)
                 self._add(message)
                 self._next_seq = max(self._next_seq, message.seq + 1)
                 return
@@ -206,6 +210,7 @@ class Spool:
 
     def _add(self, message: SpooledMessage) -> None:
         self._messages[message.seq] = message
+        self._live_bytes += message.record_bytes
         self._segment_live[message.segment] = self._segment_live.get(message.segment, 0) + 1
         if message.qos == 2 and message.client_id:
             self._by_device[(message.client_id, message.msg_id)] = message.seq
@@ -229,6 +234,7 @@ class Spool:
 
     def _finish(self, message: SpooledMessage) -> None:
         del self._messages[message.seq]
+        self._live_bytes -= message.record_bytes
         key = (message.client_id, message.msg_id)
         if self._by_device.get(key) == message.seq:
             del self._by_device[key]
@@ -264,7 +270,13 @@ class Spool:
 
     @property
     def bytes_used(self) -> int:
-        """Bytes in segment files plus what is buffered for the next flush."""
+        """Bytes of the unfinished messages' records: what `max_bytes` limits."""
+        return self._live_bytes
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes in segment files plus what is buffered for the next flush (finished records
+        stay on disk until their whole segment is finished and a newer one exists)."""
         return sum(self._segment_size.values()) + len(self._buffer)
 
     # ---- writing -----------------------------------------------------------------------------
@@ -287,12 +299,15 @@ class Spool:
                 payload,
             )
         )
-        if self.bytes_used + _FRAME.size + len(body) > self.max_bytes:
-            raise SpoolFull(f"spool {self.directory}: {self.bytes_used} of {self.max_bytes} B used")
+        record_bytes = _FRAME.size + len(body)
+        if self._live_bytes + record_bytes > self.max_bytes:
+            raise SpoolFull(f"spool {self.directory}: {self._live_bytes} of {self.max_bytes} B used")
         self._next_seq = seq + 1
         self._buffer += _FRAME.pack(len(body), zlib.crc32(body))
         self._buffer += body
-        self._add(SpooledMessage(seq, client_id, msg_id, qos, retain, topic, payload, self._active))
+        message = SpooledMessage(seq, client_id, msg_id, qos, retain, topic, payload, self._active)
+        message.record_bytes = record_bytes
+        self._add(message)
         return seq
 
     def mark_broker_received(self, seq: int) -> None:

@@ -207,6 +207,7 @@ class Upstream:
             "acknowledged": self.publisher.acknowledged,
             "spool_messages": self.spool.live_messages,
             "spool_bytes": self.spool.bytes_used,
+            "spool_disk_bytes": self.spool.disk_bytes,
             "spool_max_bytes": self.spool.max_bytes,
             "spool_syncs": self._commit.syncs if self._commit else 0,
             "recovered": self.recovered,

@@ -483,3 +483,35 @@ def test_broker_sigkill_with_persistence_under_load(
         )
     finally:
         subscriber.close()
+
+
+def test_a_full_spool_stops_acknowledging_and_drops_nothing(
+    broker: MosquittoBroker, devices: list[RawDevice], tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("[gateway]\nspool_max_bytes = 500\n")
+    topic = unique("full/") + "/q1"
+    subscriber = PersistentSubscriber(broker.port, topic)
+    gateway = None
+    try:
+        wait_until(lambda: subscriber._client.is_connected(), 10, "subscriber connected")
+        time.sleep(0.3)
+        broker.stop()  # a clean stop: mosquitto saves the subscriber's session
+        gateway = ShoalGatewayProcess(
+            broker.url, "--config", str(config), "--state-dir", str(tmp_path / "state")
+        )
+        payloads = [f"full-{n:02d}".encode() for n in range(15)]
+        (thread,) = run_devices(gateway, devices, [(topic, 1, payloads)])
+        device = devices[0]
+        wait_until(lambda: len(device.acked) >= 3, 10, "the first messages acknowledged")
+        time.sleep(2.0)  # the device keeps retransmitting; the spool stays full
+        held = len(device.acked)
+        assert 3 <= held < len(payloads), "a full spool must stop acknowledging"
+        broker.start()
+        join_all([thread], devices)
+        assert device.acked == payloads
+        assert_delivered(subscriber.payloads, devices, dict.fromkeys(payloads, 1))
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        subscriber.close()
