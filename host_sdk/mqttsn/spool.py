@@ -21,9 +21,10 @@ with a kind byte:
 
 A message is finished when DONE and (QoS 1, or REL); a segment whose messages are all
 finished is deleted once a newer segment exists. `max_bytes` limits the records of unfinished
-messages (a full spool refuses new ones); the files may hold up to one segment more. A torn record at the end of the newest
-segment (the process died mid-write) is cut off when the spool is opened; a bad record
-anywhere else is corruption and raises `SpoolCorrupt` naming the file and offset.
+messages (a full spool refuses new ones); the files may hold up to one segment more. A torn
+record at the end of the newest segment (the process died mid-write) is cut off when the
+spool is opened; a bad record anywhere else is corruption and raises `SpoolCorrupt` naming
+the file and offset.
 
 Durability: `flush()` hands the buffered records to the kernel (`os.write`): that survives a
 crash of the gateway process. `GroupCommit` then runs `fdatasync` on a worker thread, one call
@@ -301,7 +302,8 @@ class Spool:
         )
         record_bytes = _FRAME.size + len(body)
         if self._live_bytes + record_bytes > self.max_bytes:
-            raise SpoolFull(f"spool {self.directory}: {self._live_bytes} of {self.max_bytes} B used")
+            used = f"{self._live_bytes} of {self.max_bytes} B used"
+            raise SpoolFull(f"spool {self.directory}: {used}")
         self._next_seq = seq + 1
         self._buffer += _FRAME.pack(len(body), zlib.crc32(body))
         self._buffer += body
