@@ -59,9 +59,7 @@ def test_qos1_is_acknowledged_only_when_the_gateway_says_so() -> None:
     replies, events = send(gateway, codec.Publish(topic_id, b"a", 1, 7, dup=True))
     assert replies == [] and publishes(events) == []
     out, _ = gateway.acknowledge("dev", 7)
-    assert [codec.decode(d) for _a, d in out] == [
-        codec.Puback(topic_id, 7, codec.RC_ACCEPTED)
-    ]
+    assert [codec.decode(d) for _a, d in out] == [codec.Puback(topic_id, 7, codec.RC_ACCEPTED)]
     assert gateway.acknowledge("dev", 7) == ([], [])  # once only
 
 
