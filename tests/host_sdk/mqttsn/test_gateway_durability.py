@@ -394,13 +394,16 @@ def stored_session(state_dir: Path, client_id: str) -> dict | None:  # type: ign
     return None if row is None else json.loads(row[0])
 
 
+@pytest.mark.parametrize("stop", ["sigkill", "sigterm"])
 def test_sleeping_device_keeps_its_buffer_and_an_active_one_its_subscription(
     broker: MosquittoBroker,
     gateway_factory: Callable[[str], ShoalGatewayProcess],
     devices: list[RawDevice],
     tmp_path: Path,
+    ack_mode: str,
+    stop: str,
 ) -> None:
-    gateway = gateway_factory("spool")
+    gateway = gateway_factory(ack_mode)
     prefix = unique("sleep/")
     sleeper = RawDevice(gateway.port, unique("sleeper-"))
     awake = RawDevice(gateway.port, unique("awake-"))
@@ -426,7 +429,10 @@ def test_sleeping_device_keeps_its_buffer_and_an_active_one_its_subscription(
             10,
             "5 messages buffered for the sleeper in the session store",
         )
-        gateway.kill()
+        if stop == "sigkill":
+            gateway.kill()
+        else:
+            gateway.stop()  # SIGTERM: a clean stop closes the store; the same must come back
         gateway.start()
         # The sleeper wakes up: its buffer comes first, then PINGRESP.
         sleeper.exchange(
