@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 from collections import deque
 from collections.abc import Callable
@@ -59,6 +60,8 @@ DEFAULT_MAX_INFLIGHT = 20
 MAX_WINDOW = 1000
 MAX_WRITE_BUFFER_BYTES = 1 << 20
 PUBLISHER_CLIENT_SUFFIX = "-up"
+
+_log = logging.getLogger(__name__)
 
 SafeCallback = Callable[[str, int], None]
 """Called on the loop with (client id, device msg id) when a device's message is safe."""
@@ -139,6 +142,7 @@ class Upstream:
         self.recovered = 0  # unfinished messages found in the spool at start
         self.refused = 0  # QoS 1/2 messages not taken: spool full
         self.dropped_qos0 = 0  # QoS 0 while the broker was away
+        self.unpublishable = 0  # QoS 1/2 messages MQTT cannot carry (bad topic), dropped
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -172,8 +176,12 @@ class Upstream:
         `on_safe(client_id, msg_id)` follows when it is safe (only for device messages, i.e.
         a non-empty `client_id`). False: not taken (spool full): do not acknowledge it."""
         if qos <= 0:
-            if not self.publisher.publish(topic, payload, 0, retain):
-                self.dropped_qos0 += 1
+            try:
+                if not self.publisher.publish(topic, payload, 0, retain):
+                    self.dropped_qos0 += 1
+            except ValueError as exc:
+                _log.error("QoS 0 message to %r cannot be published: %s", topic, exc)
+                self.unpublishable += 1
             return True
         try:
             seq = self.spool.append(client_id, msg_id, qos, retain, topic, payload)
@@ -214,6 +222,7 @@ class Upstream:
             "refused_spool_full": self.refused,
             "dropped_qos0_broker_away": self.dropped_qos0,
             "inflight": len(self._inflight),
+            "unpublishable": self.unpublishable,
         }
 
     # ---- batching: one write (and one fdatasync request) per loop iteration ------------------
@@ -261,17 +270,29 @@ class Upstream:
                 return  # that id's earlier message is still out (65535 messages ago)
             if message.qos == 2 and self._inflight_qos2 >= qos2_limit:
                 return  # the broker's receive quota: resumed by the next PUBCOMP
-            if message.broker_received:
-                sent = publisher.pubrel(packet_id)
-            else:
-                sent = publisher.publish(
-                    message.topic,
-                    message.payload,
-                    message.qos,
-                    message.retain,
-                    packet_id,
-                    dup=seq <= self._resend_below,
+            try:
+                if message.broker_received:
+                    sent = publisher.pubrel(packet_id)
+                else:
+                    sent = publisher.publish(
+                        message.topic,
+                        message.payload,
+                        message.qos,
+                        message.retain,
+                        packet_id,
+                        dup=seq <= self._resend_below,
+                    )
+            except ValueError as exc:
+                # Not publishable at all (e.g. a will topic with a wildcard): it must not block
+                # the messages behind it. Counted, logged, and finished.
+                _log.error(
+                    "spooled message %d to %r cannot be published: %s", seq, message.topic, exc
                 )
+                self.unpublishable += 1
+                queue.popleft()
+                spool.mark_done(seq)
+                spool.mark_device_released(seq)
+                continue
             if not sent:
                 return  # not connected: everything is resent from on_connected
             queue.popleft()

@@ -521,3 +521,30 @@ def test_a_full_spool_stops_acknowledging_and_drops_nothing(
         if gateway is not None:
             gateway.stop()
         subscriber.close()
+
+
+def test_a_message_mqtt_cannot_carry_does_not_block_the_spool(
+    broker: MosquittoBroker,
+    gateway_factory: Callable[[str], ShoalGatewayProcess],
+    devices: list[RawDevice],
+) -> None:
+    # A short topic name is two characters of the device's choosing, "a#" included: MQTT
+    # forbids a wildcard in a PUBLISH topic, so the broker could never take it.
+    gateway = gateway_factory("spool")
+    topic = unique("after/") + "/q1"
+    probe = MqttProbe(broker.port)
+    try:
+        probe.subscribe(topic, 1)
+        device = RawDevice(gateway.port, unique("poison-"))
+        devices.append(device)
+        deadline = time.monotonic() + 20
+        device.connect(deadline)
+        poison = codec.Publish(
+            codec.short_topic_id("a#"), b"poison", 1, 1, topic_id_type=codec.TOPIC_SHORT
+        )
+        reply = device.exchange(poison, lambda m: isinstance(m, codec.Puback), deadline)
+        assert reply == codec.Puback(codec.short_topic_id("a#"), 1, codec.RC_ACCEPTED)
+        device.publish(topic, b"next", 1, deadline)
+        probe.wait_for(lambda m: any(p == b"next" for _t, p, *_ in m), 10)
+    finally:
+        probe.close()
