@@ -721,6 +721,11 @@ class GatewaySession:
         if self.state != WILL_TOPIC:
             self.counters.dropped += 1
             return
+        if msg.topic and _is_wildcard(msg.topic):
+            # MQTT forbids wildcards in a will topic: the broker could never take it.
+            self._send(codec.Connack(RC_NOT_SUPPORTED))
+            self._end(DISCONNECTED)
+            return
         if msg.topic and not self._allowed(ACTION_WILL, msg.topic):
             # As an MQTT broker refuses a CONNECT whose will it may not publish.
             self._deny(ACTION_WILL)
@@ -746,6 +751,9 @@ class GatewaySession:
 
     def _on_willtopicupd(self, msg: codec.WillTopicUpd, now: float) -> None:
         if not self._connected():
+            return
+        if msg.topic and _is_wildcard(msg.topic):
+            self._send(codec.WillTopicResp(RC_NOT_SUPPORTED))
             return
         if msg.topic and not self._allowed(ACTION_WILL, msg.topic):
             self._deny(ACTION_WILL)

@@ -226,3 +226,14 @@ def test_snapshot_restore_snapshot_is_identity(
     snapshot = gateway.sessions[ADDRESS].snapshot()
     again = restored([snapshot], {})
     assert again.sessions[ADDRESS].snapshot() == snapshot
+
+
+def test_a_will_topic_with_a_wildcard_is_refused() -> None:
+    gateway = registry()
+    send(gateway, codec.Connect("w", 60, will=True, clean_session=False))
+    replies, _ = send(gateway, codec.WillTopic("will/+", 1, False))
+    assert replies == [codec.Connack(codec.RC_NOT_SUPPORTED)]
+    assert gateway.sessions == {}
+    connected(gateway, "w2")
+    replies, _ = send(gateway, codec.WillTopicUpd("will/#", 1, False))
+    assert replies == [codec.WillTopicResp(codec.RC_NOT_SUPPORTED)]
