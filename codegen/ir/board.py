@@ -34,6 +34,9 @@ FLASH_METHODS = (
     "platformio",
 )
 TRANSPORTS = ("udp", "uart")
+# Sensor drivers a role spec may use on a board (see codegen.ir.role); a virtual board only
+# offers `simulated` (generated or replayed samples).
+SENSOR_DRIVERS = ("simulated", "adc", "i2c", "uart_lines")
 MPY_CROSS_ARCHS = ("x64", "armv6m", "armv7m", "armv7emsp", "armv7emdp", "xtensawin", "rv32imc")
 
 
@@ -100,6 +103,7 @@ class Board:
     cycles_per_int8_mac: float
     sources: tuple[tuple[str, str], ...] = field(default=())
     qemu: Qemu | None = None
+    sensor_drivers: tuple[str, ...] = ("simulated",)
 
     @property
     def supports_c(self) -> bool:

@@ -21,6 +21,7 @@ from codegen.ir.board import (
     CORES,
     FLASH_METHODS,
     MPY_CROSS_ARCHS,
+    SENSOR_DRIVERS,
     TRANSPORTS,
     Board,
     Memory,
@@ -176,11 +177,20 @@ def load_board(path: Path) -> Board:
         cycles_per_int8_mac=top.positive_number("cycles_per_int8_mac"),
         sources=_sources(top.required_table("sources"), document),
         qemu=_qemu(top.table("qemu", required=False)),
+        sensor_drivers=_sensor_drivers(top),
     )
     top.finish()
     if board.kind == "virtual" and board.core.startswith("cortex") and board.qemu is None:
         raise top.error("qemu", "a virtual Cortex-M board needs a [qemu] table")
     return board
+
+
+def _sensor_drivers(top: _Table) -> tuple[str, ...]:
+    """Optional `sensor_drivers` list; a board file without it offers only `simulated`."""
+    if "sensor_drivers" not in top.data:
+        top.used.add("sensor_drivers")
+        return ("simulated",)
+    return top.choices("sensor_drivers", SENSOR_DRIVERS)
 
 
 def _memory(table: _Table) -> Memory:
