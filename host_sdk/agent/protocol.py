@@ -195,7 +195,7 @@ class AgentProtocolError(ValueError):
 
     def __init__(self, kind: str, error_class: str, where: str, problem: str) -> None:
         head = "agent " + kind + " message" if kind else "agent message"
-        ValueError.__init__(self, head + ": " + where + ": " + problem)
+        super().__init__(head + ": " + where + ": " + problem)
         self.kind = kind
         self.error_class = error_class
 
