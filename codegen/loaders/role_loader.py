@@ -239,9 +239,9 @@ def _schema_problem(error: jsonschema.ValidationError) -> tuple[KeyPath, str]:
         return path, f"expected {words}, got {_describe(instance)}"
     if kind == "enum":
         accepted = ", ".join(str(v) for v in error.validator_value)
-        return path, f"{_describe(instance)} is not one of: {accepted}"
+        return path, f"{instance!r} is not one of: {accepted}"
     if kind == "const":
-        return path, f"{_describe(instance)} is not supported (accepted: {error.validator_value})"
+        return path, f"{instance!r} is not supported (accepted: {error.validator_value})"
     if kind in ("minimum", "maximum"):
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and high is not None:
@@ -263,10 +263,10 @@ def _schema_problem(error: jsonschema.ValidationError) -> tuple[KeyPath, str]:
         seen: list[Any] = []
         for item in instance:
             if item in seen:
-                return path, f"lists {_describe(item)} twice"
+                return path, f"lists {item!r} twice"
             seen.append(item)
     if kind == "pattern":
-        return path, f"{_describe(instance)} is not {schema.get('description', 'valid')}"
+        return path, f"{instance!r} is not {schema.get('description', 'valid')}"
     if kind == "minLength":
         return path, "must not be empty"
     if kind == "maxLength":
@@ -328,7 +328,7 @@ def load_fleet(path: Path | str) -> tuple[RoleSpec, ...]:
         _validate(
             defaults,
             partial,
-            _Where(file, default_lines, ("defaults",)),
+            _Where(file, _rebase(lines, ("defaults",), False), ("defaults",)),
             "role fields",
             _role_keys(),
         )
