@@ -19,7 +19,7 @@ from codegen import __version__
 from codegen.errors import ShoalInputError
 from codegen.ir.board import Board
 from codegen.loaders.board_loader import get_board, load_boards
-from host_sdk import cli_gateway, cli_model, cli_verify
+from host_sdk import cli_gateway, cli_model, cli_spec, cli_verify
 from host_sdk.doctor import missing_required, run_doctor
 
 EXIT_OK = 0
@@ -228,6 +228,9 @@ COMMANDS: tuple[Command, ...] = (
         "run the MQTT-SN gateway (UDP and serial devices to an MQTT broker)",
         cli_gateway.configure_gateway,
         cli_gateway.run_gateway_command,
+    ),
+    Command(
+        "spec", "check agent role specs and fleet files", cli_spec.configure_spec, cli_spec.run_spec
     ),
 )
 

@@ -716,3 +716,31 @@ def test_random_valid_specs_round_trip(
         payload,
     )
     assert spec.presence.heartbeat_s == heartbeat
+
+
+def test_cli_spec_check_prints_roles_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from host_sdk.cli import main
+
+    assert main(["spec", "check", str(EXAMPLES / "fleet.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{EXAMPLES / 'fleet.yaml'}: valid (3 roles)\n")
+    assert "role kws-hall (keyword_spotter) on micropython-unix" in out
+    assert "heartbeat 5 s, birth on, will on" in out
+    assert main(["spec", "check", str(EXAMPLES / "vibration_anomaly.yaml"), "--json"]) == 0
+    (role,) = json.loads(capsys.readouterr().out)
+    assert role["sensors"][0]["driver"] == {"adc": {"channel": 3, "scale": 0.001, "offset": -1.65}}
+    assert role["models"][0]["path"] == str(DENSE)
+
+
+def test_cli_spec_check_bad_spec_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from host_sdk.cli import main
+
+    path = write(tmp_path, BASE.replace("qos: 1}", "qos: 7}"))
+    assert main(["spec", "check", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"shoal spec: error: {path}:16: publishes[0].qos: 7 is out of range (accepted: -1..2)\n"
+    )
