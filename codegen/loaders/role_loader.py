@@ -68,6 +68,8 @@ SCHEMA_RESOURCE = "role_spec.schema.json"
 DEFAULT_CLIENT_ID = "shoal-{name}"
 DEFAULT_DISCOVERY_GROUP = "225.1.1.1"
 DEFAULT_DISCOVERY_PORT = 1884
+# Topics the agent protocol owns (birth, will, hb, cmd, resp, ...): a role never publishes there.
+PROTOCOL_TOPIC_PREFIX = "shoal/v1/"
 
 KeyPath = tuple[str | int, ...]
 
@@ -393,6 +395,14 @@ def _build_role(doc: dict[str, Any], where: _Where, base: Path) -> RoleSpec:
     )
     client_id = doc.get("client_id", DEFAULT_CLIENT_ID)
     _check_template(client_id, CLIENT_ID_PLACEHOLDERS, ("client_id",), where)
+    literal = _PLACEHOLDER.sub("", client_id)
+    bad = sorted({c for c in literal if c in "/+#" or not 0x21 <= ord(c) <= 0x7E})
+    if bad:
+        raise where.error(
+            ("client_id",),
+            f"{client_id!r} contains {bad[0]!r} (a client id is a topic level: printable"
+            " ASCII without '/', '+', '#' or spaces)",
+        )
     presence_raw = doc.get("presence", {})
     duty = doc.get("duty_cycle")
     return RoleSpec(
@@ -672,6 +682,12 @@ def _check_template(text: str, accepted: Sequence[str], path: KeyPath, where: _W
 
 def _check_topic(topic: str, path: KeyPath, where: _Where, *, wildcards: bool) -> None:
     _check_template(topic, TOPIC_PLACEHOLDERS, path, where)
+    if not wildcards and topic.startswith(PROTOCOL_TOPIC_PREFIX):
+        raise where.error(
+            path,
+            f"topic {topic!r} is under {PROTOCOL_TOPIC_PREFIX!r}, reserved for the agent protocol"
+            " (docs/agent_protocol.md); publish application data elsewhere",
+        )
     levels = topic.split("/")
     for index, level in enumerate(levels):
         for wildcard in ("+", "#"):

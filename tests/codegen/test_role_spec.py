@@ -223,6 +223,27 @@ ERRORS: list[tuple[str, list[tuple[str, str]], int, str]] = [
         " topic; wildcards are for subscribes)",
     ),
     (
+        "topic reserved for the protocol",
+        [("t/{client_id}", "shoal/v1/{role}/{client_id}/x")],
+        16,
+        "publishes[0].topic: topic 'shoal/v1/{role}/{client_id}/x' is under 'shoal/v1/', reserved"
+        " for the agent protocol (docs/agent_protocol.md); publish application data elsewhere",
+    ),
+    (
+        "client id character",
+        [("board: native\n", 'board: native\nclient_id: "a/{name}"\n')],
+        4,
+        "client_id: 'a/{name}' contains '/' (a client id is a topic level: printable ASCII"
+        " without '/', '+', '#' or spaces)",
+    ),
+    (
+        "role too long",
+        [("role: r\n", "role: abcdefghijklmnopq\n")],
+        2,
+        "role: 'abcdefghijklmnopq' is not a role: lower-case letter first, then a-z 0-9 _, at most"
+        " 16 characters (a topic level of the agent protocol)",
+    ),
+    (
         "topic brace",
         [("t/{client_id}", "t/{client_id")],
         16,
