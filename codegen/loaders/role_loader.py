@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -145,12 +146,24 @@ def _read_yaml(path: Path) -> tuple[Any, dict[KeyPath, _Origin]]:
     return _plain(document, (), lines, path), lines
 
 
+def _key_line(node: CommentedMap, key: str, fallback: int) -> int:
+    """1-based line of `key`; a key brought in by a YAML merge (<<: *anchor) has none of its
+    own, so it gets the line of the mapping (or of its parent key)."""
+    try:
+        position = node.lc.key(key)
+    except KeyError:
+        position = None
+    if position is not None:
+        return int(position[0]) + 1
+    return node.lc.line + 1 if node.lc.line is not None else fallback
+
+
 def _plain(node: Any, path: KeyPath, lines: dict[KeyPath, _Origin], file: Path) -> Any:
     """ruamel's round-trip tree -> plain dict/list/scalars, recording each key's/item's line."""
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key in node:
-            line = node.lc.key(key)[0] + 1
+            line = _key_line(node, key, lines.get(path, _Origin(1)).line)
             if not isinstance(key, str):
                 where = key_path(path)
                 raise ShoalInputError(f"{file}:{line}: {where}: keys must be text, got {key!r}")
@@ -168,6 +181,12 @@ def _plain(node: Any, path: KeyPath, lines: dict[KeyPath, _Origin], file: Path) 
     if isinstance(node, int):
         return int(node)
     if isinstance(node, float):
+        if not math.isfinite(node):
+            line = lines.get(path, _Origin(1)).line
+            raise ShoalInputError(
+                f"{file}:{line}: {key_path(path)}: {node} is not a finite number"
+                " (.inf and .nan are not accepted)"
+            )
         return float(node)
     if isinstance(node, str):
         return str(node)

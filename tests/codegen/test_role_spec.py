@@ -244,6 +244,18 @@ ERRORS: list[tuple[str, list[tuple[str, str]], int, str]] = [
         " 16 characters (a topic level of the agent protocol)",
     ),
     (
+        "not a finite number",
+        [("board: native\n", "board: native\npresence: {heartbeat_s: .inf}\n")],
+        4,
+        "presence.heartbeat_s: inf is not a finite number (.inf and .nan are not accepted)",
+    ),
+    (
+        "yaml merge key",
+        [("board: native\n", "board: native\nduty_cycle: &d {sleep_s: 2}\npresence:\n  <<: *d\n")],
+        6,  # the merge line: a merged key has no line of its own
+        "presence.sleep_s: unknown key 'sleep_s' (accepted keys: birth, heartbeat_s, will)",
+    ),
+    (
         "topic brace",
         [("t/{client_id}", "t/{client_id")],
         16,
@@ -462,6 +474,16 @@ def test_top_level_must_be_a_mapping(tmp_path: Path, text: str, got: str) -> Non
         " role, board, client_id, sensors, models, triggers, publishes, subscribes, commands,"
         f" presence, duty_cycle, gateway), got {got}"
     )
+
+
+def test_the_documented_example_is_valid(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "role_spec.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "../../tests/data/shoal_kws_tiny.tflite" in example
+    spec = load_role_spec(
+        write(tmp_path, example.replace("../../tests/data/shoal_kws_tiny.tflite", "KWS"))
+    )
+    assert spec.name == "kws-kitchen" and spec.models[0].postprocess.top_k == 2
 
 
 def test_missing_file_is_one_line(tmp_path: Path) -> None:
