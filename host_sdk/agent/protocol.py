@@ -407,12 +407,11 @@ def decode(payload: bytes) -> dict:
     Raises AgentProtocolError (and nothing else) when the payload is empty, truncated, longer
     than MAX_MESSAGE_BYTES, of another version or kind, or any field is out of its bounds.
     """
-    try:
-        d = bytes(payload)
-    except (TypeError, ValueError):
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise AgentProtocolError(
             "", "field", "payload", "expected bytes, got " + type(payload).__name__
-        ) from None
+        )
+    d = bytes(payload)
     n = len(d)
     if n > MAX_MESSAGE_BYTES:
         raise AgentProtocolError(
@@ -453,6 +452,20 @@ def decode(payload: bytes) -> dict:
     # Profile layers start after corr, model, unit, total_layers and the count: offset 9.
     _check_rules(kind, msg, {"error": _offset_of(kind, "error"), "layers": 9})
     return msg
+
+
+def peek_corr(payload: bytes) -> int:
+    """The correlation id of a cmd payload of any version, or 0 when there is none to read.
+
+    Every version keeps version at offset 0, kind at offset 1 and a cmd's corr at offsets 2-3
+    (little endian), so an agent can answer a cmd it cannot decode (unsupported_version,
+    malformed) with the right corr. Never raises.
+    """
+    if not isinstance(payload, (bytes, bytearray, memoryview)) or len(payload) < 4:
+        return 0
+    if payload[1] != KIND_CODES["cmd"]:
+        return 0
+    return payload[2] | (payload[3] << 8)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -146,8 +146,8 @@ def test_golden_vectors_pass_in_the_c_host_build(self_test: Path) -> None:
     assert match is not None, output
     passed, failed = int(match.group(1)), int(match.group(2))
     assert failed == 0 and proc.returncode == 0, output
-    # encode, decode and short-buffer checks per valid vector, one per invalid vector.
-    assert passed == 3 * len(VECTORS["valid"]) + len(VECTORS["invalid"]), output
+    # encode, decode, peek-corr and short-buffer checks per valid vector, one per invalid one.
+    assert passed == 4 * len(VECTORS["valid"]) + len(VECTORS["invalid"]), output
 
 
 def _python_code(data: bytes) -> int:

@@ -481,6 +481,14 @@ int shoal_agent_encode(const shoal_agent_msg *msg, uint8_t *out, size_t out_cap)
     return (int)w.pos;
 }
 
+uint16_t shoal_agent_peek_corr(const uint8_t *in, size_t len)
+{
+    if (in == NULL || len < 4u || in[1] != SHOAL_AGENT_CMD) {
+        return 0u;
+    }
+    return (uint16_t)(in[2] | ((uint16_t)in[3] << 8));
+}
+
 /* ---- names ------------------------------------------------------------------------------- */
 
 const char *shoal_agent_strerror(int err)

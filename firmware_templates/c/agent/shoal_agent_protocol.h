@@ -203,6 +203,13 @@ int shoal_agent_encode(const shoal_agent_msg *msg, uint8_t *out, size_t out_cap)
  */
 int shoal_agent_decode(const uint8_t *in, size_t len, shoal_agent_msg *msg);
 
+/*
+ * The correlation id of a cmd payload of any version (offsets 2-3 in every version), or 0 when
+ * in[0..len) is not a cmd or too short; lets an agent answer a cmd it cannot decode
+ * (SHOAL_AGENT_E_UNSUPPORTED_VERSION, SHOAL_AGENT_E_MALFORMED) with the right corr.
+ */
+uint16_t shoal_agent_peek_corr(const uint8_t *in, size_t len);
+
 /* Static, human-readable text for an error code or a kind (never NULL). */
 const char *shoal_agent_strerror(int err);
 const char *shoal_agent_kind_name(uint8_t kind);

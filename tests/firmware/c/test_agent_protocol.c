@@ -8,7 +8,7 @@
  *
  * Modes:
  *   (no argument)  every valid vector both ways (encode fields -> bytes, decode bytes -> fields),
- *                  encode into a buffer one byte short, every invalid vector -> its error code.
+ *                  its correlation id by shoal_agent_peek_corr, encode into a buffer one byte short, every invalid vector -> its error code.
  *                  Prints "N passed, M failed"; exit status 1 when anything failed.
  *   --fuzz         reads records (u16 little-endian length, bytes) from stdin, decodes each from
  *                  a heap buffer of exactly its size (so ASan sees any over-read), prints the
@@ -117,6 +117,9 @@ static int run_vectors(void)
         check(n == (int)v->len && memcmp(out, v->bytes, v->len) == 0, "encode", v->name);
         n = shoal_agent_decode(v->bytes, v->len, &decoded);
         check(n == (int)v->len && msg_equal(&decoded, &expected), "decode", v->name);
+        check(shoal_agent_peek_corr(v->bytes, v->len) ==
+                  (expected.kind == SHOAL_AGENT_CMD ? expected.corr : 0u),
+              "peek corr", v->name);
         /* One byte short: refused, and nothing written past the buffer (ASan watches). */
         exact = (uint8_t *)malloc(v->len - 1u);
         if (exact == NULL) {

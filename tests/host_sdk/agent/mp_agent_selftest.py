@@ -32,6 +32,8 @@ for vec in vectors["valid"]:
         check("encode " + name, protocol.encode(fields) == raw)
         check("decode " + name, protocol.decode(raw) == fields)
         check("json " + name, protocol.to_json_fields(protocol.decode(raw)) == vec["fields"])
+        corr = fields["corr"] if fields["kind"] == "cmd" else 0
+        check("peek corr " + name, protocol.peek_corr(raw) == corr)
     except Exception as exc:
         check(name + " raised " + repr(exc), False)
 

@@ -286,3 +286,49 @@ def test_decoding_mutated_vectors_raises_only_agent_protocol_error(seed: int, wh
 def test_decode_of_non_bytes_or_short_bytes_likes_raises_agent_protocol_error(garbage: Any) -> None:
     with pytest.raises(AgentProtocolError):
         decode(garbage)
+
+
+def test_largest_messages_have_the_sizes_the_document_states() -> None:
+    by_name = {v["name"]: len(bytes.fromhex(v["hex"])) for v in VALID}
+    largest_birth = {
+        **protocol.from_json_fields(VALID[2]["fields"]),
+        "models": [{"hash": bytes(8), "name": "n" * 16}] * 4,
+    }
+    assert len(encode(largest_birth)) == 188
+    assert by_name["status, sixteen params"] == 96
+    assert by_name["profile, twenty layers (the most one report holds)"] == 229
+    assert by_name["will"] == 6 and by_name["heartbeat"] == 36
+    assert by_name["boot after power on"] == 25
+    for kind, low, high in [
+        ("birth", 27, 188),
+        ("will", 6, 6),
+        ("hb", 36, 36),
+        ("status", 16, 96),
+        ("profile", 9, 229),
+        ("boot", 25, 25),
+    ]:
+        sizes = f"{low}..{high}" if low != high else f"{low}"
+        assert re.search(
+            rf"\|\s*{protocol.KIND_CODES[kind]}\s*\|\s*`{kind}`\s*\|\s*{re.escape(sizes)}\s*\|", DOC
+        ), kind
+
+
+@pytest.mark.parametrize(
+    ("payload", "corr"),
+    [
+        ("01050201" + "01" + "0000", 0x0102),
+        ("02050302ffff", 0x0203),  # a newer version: still readable
+        ("0105", 0),
+        ("01030201", 0),  # not a cmd
+        ("", 0),
+    ],
+)
+def test_peek_corr_reads_the_correlation_id_of_any_version(payload: str, corr: int) -> None:
+    assert protocol.peek_corr(bytes.fromhex(payload)) == corr
+
+
+def test_peek_corr_agrees_with_decode_on_cmd_vectors() -> None:
+    for vec in VALID:
+        raw = bytes.fromhex(vec["hex"])
+        expected = vec["fields"]["corr"] if vec["fields"]["kind"] == "cmd" else 0
+        assert protocol.peek_corr(raw) == expected, vec["name"]
