@@ -71,6 +71,46 @@ DEFAULT_DISCOVERY_GROUP = "225.1.1.1"
 DEFAULT_DISCOVERY_PORT = 1884
 # Topics the agent protocol owns (birth, will, hb, cmd, resp, ...): a role never publishes there.
 PROTOCOL_TOPIC_PREFIX = "shoal/v1/"
+MAX_CLIENT_ID_BYTES = 23  # MQTT-SN v1.2 ClientId
+UID_EXAMPLE = "0123abcd"  # {uid}: 8 hex digits of the device's unique id
+
+
+def render_client_id(
+    template: str, name: str, role: str, board: str, uid: str = UID_EXAMPLE
+) -> str:
+    """The client id a device of this role uses (`uid`: its 8 hex digit unique id)."""
+    return template.format(name=name, role=role, board=board, uid=uid)
+
+
+def _check_replay(resolved: Path, shown: str, shape: list[int], at: KeyPath, where: _Where) -> None:
+    """A replay file holds one sample per line: exactly the sensor's element count of numbers,
+    separated by commas or spaces; blank lines and lines starting with # are skipped."""
+    size = 1
+    for dim in shape:
+        size *= dim
+    try:
+        text = resolved.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise where.error(at, f"cannot read replay file {shown}: {exc}") from exc
+    samples = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.replace(",", " ").split()
+        try:
+            values = [float(field) for field in fields]
+        except ValueError:
+            values = []
+        if len(values) != size or not all(math.isfinite(v) for v in values):
+            raise where.error(
+                at,
+                f"replay file {shown} line {number}: {line.strip()[:40]!r} is not {size}"
+                f" number(s) (one sample of shape {shape} per line)",
+            )
+        samples += 1
+    if samples == 0:
+        raise where.error(at, f"replay file {shown} holds no samples (one per line)")
+
 
 KeyPath = tuple[str | int, ...]
 
@@ -355,6 +395,7 @@ def load_fleet(path: Path | str) -> tuple[RoleSpec, ...]:
         )
     roles: list[RoleSpec] = []
     seen: dict[str, int] = {}
+    client_ids: dict[str, int] = {}
     for index, raw in enumerate(document["roles"]):
         role_lines = {**default_lines, **_rebase(lines, ("roles", index), False)}
         role_lines[()] = lines[("roles", index)]
@@ -370,6 +411,16 @@ def load_fleet(path: Path | str) -> tuple[RoleSpec, ...]:
                 f"role name {role.name!r} is already used by roles[{first}] (line {line})",
             )
         seen[role.name] = index
+        if "{uid}" not in role.client_id:
+            rendered = render_client_id(role.client_id, role.name, role.role, role.board)
+            if rendered in client_ids:
+                first = client_ids[rendered]
+                raise where.error(
+                    ("client_id",),
+                    f"client id {rendered!r} is also roles[{first}]'s (client ids must differ:"
+                    " use {name} or {uid})",
+                )
+            client_ids[rendered] = index
         roles.append(role)
     return tuple(roles)
 
@@ -421,6 +472,13 @@ def _build_role(doc: dict[str, Any], where: _Where, base: Path) -> RoleSpec:
             ("client_id",),
             f"{client_id!r} contains {bad[0]!r} (a client id is a topic level: printable"
             " ASCII without '/', '+', '#' or spaces)",
+        )
+    example = render_client_id(client_id, doc["name"], doc["role"], board.name)
+    if len(example) > MAX_CLIENT_ID_BYTES:
+        raise where.error(
+            ("client_id",),
+            f"{client_id!r} gives {example!r}, {len(example)} bytes"
+            f" (accepted: 1..{MAX_CLIENT_ID_BYTES} bytes, the MQTT-SN limit; {{uid}} counts 8)",
         )
     presence_raw = doc.get("presence", {})
     duty = doc.get("duty_cycle")
@@ -499,6 +557,7 @@ def _sensor(raw: dict, path: KeyPath, where: _Where, base: Path, board: Board) -
                 raise where.error(
                     (*driver_path, "file"), f"replay file {file} not found ({resolved})"
                 )
+            _check_replay(resolved, file, raw["shape"], (*driver_path, "file"), where)
             options = {**options, "file": resolved}
         elif file is not None:
             raise where.error(

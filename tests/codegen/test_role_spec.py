@@ -256,6 +256,23 @@ ERRORS: list[tuple[str, list[tuple[str, str]], int, str]] = [
         "presence.sleep_s: unknown key 'sleep_s' (accepted keys: birth, heartbeat_s, will)",
     ),
     (
+        "client id too long",
+        [
+            ("name: a\n", "name: abcdefghij\n"),
+            ("board: native\n", 'board: native\nclient_id: "{board}-{role}-{name}-{uid}"\n'),
+        ],
+        4,
+        "client_id: '{board}-{role}-{name}-{uid}' gives 'native-r-abcdefghij-0123abcd', 28 bytes"
+        " (accepted: 1..23 bytes, the MQTT-SN limit; {uid} counts 8)",
+    ),
+    (
+        "replay file content",
+        [("generator: noise", "generator: replay, file: bad.csv"), ("shape: [10]", "shape: [1]")],
+        9,
+        "sensors[0].driver.simulated.file: replay file bad.csv line 3: '1 2' is not 1 number(s)"
+        " (one sample of shape [1] per line)",
+    ),
+    (
         "topic brace",
         [("t/{client_id}", "t/{client_id")],
         16,
@@ -423,6 +440,7 @@ ERRORS: list[tuple[str, list[tuple[str, str]], int, str]] = [
 
 def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
     (tmp_path / "not.tflite").write_bytes(b"hello")
+    (tmp_path / "bad.csv").write_text("# g\n0.5\n1 2\n")
     path = tmp_path / name
     path.write_text(text.replace("KWS", str(KWS)).replace("DENSE", str(DENSE)))
     return path
@@ -444,7 +462,7 @@ def test_each_error_names_file_line_key_problem_and_accepted(
     with pytest.raises(ShoalInputError) as info:
         load_role_spec(path)
     assert str(info.value) == f"{path}:{line}: {message.replace('TMP', str(tmp_path))}"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["not.tflite", "spec.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "not.tflite", "spec.yaml"]
 
 
 def test_the_base_spec_is_valid_and_resolves_model_facts(tmp_path: Path) -> None:
@@ -565,7 +583,7 @@ def test_fleet_merges_defaults_into_every_role() -> None:
     assert kitchen.board == "native" and hall.board == "micropython-unix"  # role wins
     assert hall.presence.heartbeat_s == 5 and hall.presence.birth and hall.presence.will
     assert kitchen.presence.heartbeat_s == 20
-    assert {r.client_id for r in roles} == {"{role}-{name}"}
+    assert {r.client_id for r in roles} == {"{name}"}
     assert coordinator.commands == ("status",) and kitchen.commands == (
         "infer",
         "status",
@@ -627,6 +645,13 @@ roles:
             "  - name: one\n",
             7,
             "roles[1].name: role name 'one' is already used by roles[0] (line 5)",
+        ),
+        (
+            "  board: native\n",
+            '  board: native\n  client_id: "{role}-x"\n',
+            3,
+            "roles[1].client_id (from defaults): client id 'r-x' is also roles[0]'s (client ids"
+            " must differ: use {name} or {uid})",
         ),
         (
             "defaults:\n",
