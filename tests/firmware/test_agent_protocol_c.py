@@ -225,6 +225,9 @@ def test_codec_compiles_for_cortex_m4_without_warnings(tmp_path: Path) -> None:
     cmd = [
         compiler,
         *WARNINGS,
+        "-Wconversion",
+        "-Wsign-conversion",
+        "-pedantic",
         "-mcpu=cortex-m4",
         "-mthumb",
         "-Os",

@@ -16,8 +16,8 @@
  *  - shoal_agent_decode() fills a caller-owned shoal_agent_msg (zeroed first) whose
  *    shoal_agent_bytes fields (strings, args, result, ext) point INTO the caller's payload:
  *    they are valid as long as that buffer is, and are not NUL-terminated.
- *  - A shoal_agent_msg is about 600 bytes (fixed arrays for models, params and layers); keep
- *    one static per direction on small devices rather than on the stack.
+ *  - A shoal_agent_msg is 556 bytes on Cortex-M (640 on x86-64): fixed arrays for models,
+ *    params and layers. Keep one static per direction on small devices, not on the stack.
  *
  * Wire format: little endian; version(1) kind(1) fields... [extension records].
  */
