@@ -1,9 +1,10 @@
 """Public entry points of the model compiler: load, plan, generate.
 
 Responsible for: the API the CLI, `shoal check` and tests call (`load_model`, `plan_model`,
-`generate_model`), choosing the prefix, and writing the output atomically (everything is
-rendered into a temporary directory next to `out_dir` and moved into place only when complete,
-so an error leaves nothing half-written).
+`generate_model`, `generate_models` for several models in one folder / firmware), choosing the
+prefix, rejecting prefixes whose files or C names would collide, and writing the output
+atomically (everything is rendered into a temporary directory next to `out_dir` and moved into
+place only when complete, so an error leaves nothing half-written).
 
 Must not: contain op arithmetic or templates (those live in `ops`, `plan`, `emit`).
 """
@@ -14,6 +15,7 @@ import keyword
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +124,16 @@ def sanitize_prefix(name: str) -> str:
         prefix = "m_" + prefix
     if prefix in C_RESERVED or keyword.iskeyword(prefix):
         prefix += "_model"
+    if _in_kernel_namespace(prefix):
+        prefix = "m_" + prefix
     return prefix
+
+
+def _in_kernel_namespace(prefix: str) -> bool:
+    """True when `prefix` would name files or symbols of the shared kernel library
+    (`shoal_nn*`, `shoal_fixedpoint*`)."""
+    lowered = prefix.lower()
+    return lowered.startswith("shoal_nn") or lowered.startswith("shoal_fixedpoint")
 
 
 def generate_model(
@@ -140,11 +151,97 @@ def generate_model(
     """
     if backend not in BACKENDS:
         raise ShoalInputError(f"backend '{backend}' is not supported (choose from: c, micropython)")
-    if prefix is not None and sanitize_prefix(prefix) != prefix:
-        raise ShoalInputError(
-            f"prefix '{prefix}' is not a C identifier (letters, digits, '_', not starting with "
-            f"a digit), e.g. '{sanitize_prefix(prefix)}'"
+    chosen, files, plan = _render(model, prefix, backend)
+    out_dir = Path(out_dir)
+    written = _write_atomically(out_dir, files)
+    return GeneratedModel(
+        prefix=chosen, backend=backend, out_dir=out_dir, files=written, summary=summarize(plan)
+    )
+
+
+def generate_models(
+    models: Sequence[Path | bytes | tuple[Path | bytes, str]],
+    out_dir: Path,
+    *,
+    backend: str = "c",
+) -> tuple[GeneratedModel, ...]:
+    """Compile several models into one folder whose C sources link into one firmware.
+
+    Each entry is a model (prefix from its file stem, as in `generate_model`) or a
+    `(model, prefix)` pair. Every model gets its own `P.h`, `P.c`, `P_weights.c`; the kernel
+    library files are written once (they are identical for every model) and hold the union of
+    the kernels the models call. Compile every `.c` file of the folder once. Raises
+    ShoalInputError, writing nothing, when two prefixes are equal ignoring case, or a file name
+    or a C name (function, array, macro, header guard) of one model is also one of another's.
+    `files` of each result lists that model's files and the kernel files it needs.
+    """
+    if backend not in BACKENDS:
+        raise ShoalInputError(f"backend '{backend}' is not supported (choose from: c, micropython)")
+    if not models:
+        raise ShoalInputError("generate_models: no models given; pass at least one .tflite")
+    rendered: list[tuple[str, dict[str, str], ModelPlan]] = []
+    for entry in models:
+        model, prefix = entry if isinstance(entry, tuple) else (entry, None)
+        rendered.append(_render(model, prefix, backend))
+    merged: dict[str, tuple[str, str, str]] = {}  # lower-case name -> (name, text, prefix)
+    names: dict[str, str] = {}  # lower-case C name -> prefix
+    for chosen, files, _ in rendered:
+        for name, text in files.items():
+            first = merged.setdefault(name.lower(), (name, text, chosen))
+            # Shared runtime files match beyond their stamp (the C ones match entirely).
+            if first[1].partition("\n")[2] != text.partition("\n")[2]:
+                raise ShoalInputError(
+                    f"models '{first[2]}' and '{chosen}' both write {name} (file names "
+                    "compared ignoring case) with different content; choose prefixes that do "
+                    "not make one model's file name another's"
+                )
+        for identifier in sorted(_c_names(chosen, files)) if backend == "c" else [chosen]:
+            other = names.setdefault(identifier.lower(), chosen)
+            if other != chosen:
+                raise ShoalInputError(
+                    f"models '{other}' and '{chosen}' both define the C name {identifier} "
+                    "(prefixes must differ ignoring case, and one model's names must not be "
+                    "another's); choose other prefixes"
+                )
+    out_dir = Path(out_dir)
+    written = _write_atomically(out_dir, {name: text for name, text, _ in merged.values()})
+    by_name = {path.name: path for path in written}
+    return tuple(
+        GeneratedModel(
+            prefix=chosen,
+            backend=backend,
+            out_dir=out_dir,
+            files=tuple(by_name[name] for name in files),
+            summary=summarize(plan),
         )
+        for chosen, files, plan in rendered
+    )
+
+
+def _c_names(prefix: str, files: dict[str, str]) -> set[str]:
+    """The external C names and macros one model's own files define (all start with its
+    prefix, in either case)."""
+    pattern = re.compile(rf"\b(?:{re.escape(prefix)}|{re.escape(prefix.upper())})_\w+")
+    found: set[str] = set()
+    for name in (f"{prefix}.h", f"{prefix}_weights.c"):
+        found.update(pattern.findall(files[name]))
+    return found
+
+
+def _render(
+    model: Path | bytes, prefix: str | None, backend: str
+) -> tuple[str, dict[str, str], ModelPlan]:
+    """Validate the prefix, load, plan and render one model: (prefix, name -> text, plan)."""
+    if backend not in BACKENDS:
+        raise ShoalInputError(f"backend '{backend}' is not supported (choose from: c, micropython)")
+    if prefix is not None and sanitize_prefix(prefix) != prefix:
+        problem = (
+            "would name files or symbols of the shared kernel library (shoal_nn*, "
+            "shoal_fixedpoint*)"
+            if _in_kernel_namespace(prefix)
+            else "is not a C identifier (letters, digits, '_', not starting with a digit)"
+        )
+        raise ShoalInputError(f"prefix '{prefix}' {problem}, e.g. '{sanitize_prefix(prefix)}'")
     if isinstance(model, bytes | bytearray):
         source_name = "<bytes>"
         default_prefix = "model"
@@ -156,12 +253,7 @@ def generate_model(
     chosen = prefix or default_prefix
     plan = plan_model(ir)
     emit = emit_micropython if backend == "micropython" else emit_c
-    files = emit(ir, plan, chosen, source_name)
-    out_dir = Path(out_dir)
-    written = _write_atomically(out_dir, files)
-    return GeneratedModel(
-        prefix=chosen, backend=backend, out_dir=out_dir, files=written, summary=summarize(plan)
-    )
+    return chosen, emit(ir, plan, chosen, source_name), plan
 
 
 def _write_atomically(out_dir: Path, files: dict[str, str]) -> tuple[Path, ...]:
