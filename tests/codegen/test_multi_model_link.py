@@ -35,7 +35,7 @@ from codegen.model_compiler import (
 from codegen.plan.model_plan import ModelPlan
 from host_sdk.build import build_qemu_firmware, have_tool
 from host_sdk.hil.qemu import run_qemu_firmware
-from host_sdk.verify.model_verify import pack_edges, random_inputs, unpack_edges
+from host_sdk.verify.model_verify import pack_edges, random_inputs, unpack_edges, verify_model
 from host_sdk.verify.tflm_oracle import run_tflm_invocations
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -297,6 +297,24 @@ def test_generate_models_writes_each_model_and_the_kernel_union_once(tmp_path: P
     assert [p.name for p in dense.files] == [p.name for p in alone.files]
     for path in alone.files:
         assert (tmp_path / "out" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_shoal_verify_checks_each_model_of_a_two_model_folder(tmp_path: Path) -> None:
+    # `shoal verify --sources DIR --prefix P` builds every generated .c of the folder (both
+    # models and the kernel library once) and runs model P against TFLM.
+    generate_models([KWS_TINY, DENSE_TINY], tmp_path / "gen")
+    for path in (KWS_TINY, DENSE_TINY):
+        report = verify_model(
+            path,
+            inputs=3,
+            seed=5,
+            sources_dir=tmp_path / "gen",
+            prefix=path.stem,
+            work_dir=tmp_path / f"work_{path.stem}",
+        )
+        assert report.prefix == path.stem
+        assert report.ok, [t.error for t in report.targets]
+        assert report.edited_files == ()
 
 
 @pytest.mark.parametrize(
