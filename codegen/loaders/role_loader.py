@@ -627,9 +627,17 @@ def _model(
         sensor_size *= dim
     input_shape = tin.shape[1:] if tin.shape and tin.shape[0] == 1 else tin.shape
     window = pre["window"] if "window" in pre else max(tin.element_count // sensor_size, 1)
-    if _squeeze(input_shape) != _squeeze((window, *sensor.shape)):
+    wanted = _squeeze((window, *sensor.shape))
+    flat = len(_squeeze(input_shape)) <= 1 and tin.element_count == window * sensor_size
+    if _squeeze(input_shape) != wanted and not flat:
         fits = tin.element_count // sensor_size if tin.element_count % sensor_size == 0 else None
-        accepted = f"window {fits}" if fits else f"a sensor whose shape divides {list(input_shape)}"
+        layout = list(input_shape)
+        if fits is not None and fits != window:
+            accepted = f"window {fits}"
+        elif len(layout) > 1:
+            accepted = f"window {layout[0]} x sensor shape {layout[1:]}"
+        else:
+            accepted = f"a sensor whose shape divides {layout}"
         raise where.error(
             (*pre_path, "window") if "window" in pre else (*path, "input"),
             f"model input shape {list(tin.shape)} does not match window {window} x sensor"

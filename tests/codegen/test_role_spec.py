@@ -170,7 +170,14 @@ ERRORS: list[tuple[str, list[tuple[str, str]], int, str]] = [
         [("shape: [10]", "shape: [3]")],
         13,
         "models[0].input: model input shape [1, 49, 10, 1] does not match window 163 x sensor 'mic'"
-        " shape [3] (accepted: a sensor whose shape divides [49, 10, 1])",
+        " shape [3] (accepted: window 49 x sensor shape [10, 1])",
+    ),
+    (
+        "sensor layout mismatch",
+        [("shape: [10]", "shape: [5, 2]")],
+        13,
+        "models[0].input: model input shape [1, 49, 10, 1] does not match window 49 x sensor 'mic'"
+        " shape [5, 2] (accepted: window 49 x sensor shape [10, 1])",
     ),
     (
         "unknown sensor",
@@ -812,3 +819,44 @@ def test_cli_spec_check_bad_spec_is_one_line_and_exit_2(
     assert captured.err == (
         f"shoal spec: error: {path}:16: publishes[0].qos: 7 is out of range (accepted: -1..2)\n"
     )
+
+
+def test_shared_models_in_role_specs(tmp_path: Path, shared_models_dir: Path) -> None:
+    """The reference autoencoder (tiny_ad01, 640 in, 640 out) takes an anomaly score; the
+    float-I/O variant needs quantize: false; tiny_kws has 12 outputs, so 4 labels are refused."""
+    spec = f"""\
+name: fan
+role: anomaly
+board: nucleo-f446re
+sensors:
+  - {{name: mel, kind: audio_features, rate_hz: 32, shape: [128], driver: {{i2c: {{address: 0x1a, register: 0, length: 32}}}}}}
+  - {{name: mfcc, kind: audio_features, rate_hz: 50, shape: [10], driver: {{simulated: {{generator: sine}}}}}}
+models:
+  - name: ad
+    path: {shared_models_dir / "tiny_ad01.tflite"}
+    input: mel
+    postprocess: {{anomaly: {{threshold: 4.0}}}}
+  - name: adf
+    path: {shared_models_dir / "tiny_ad01_fullint_floatio.tflite"}
+    input: mel
+    preprocess: {{quantize: false}}
+    postprocess: {{anomaly: {{threshold: 4.0, metric: mae}}}}
+  - name: kws
+    path: {shared_models_dir / "tiny_kws.tflite"}
+    input: mfcc
+    postprocess: {{argmax: {{labels: [a, b, c, d]}}}}
+"""
+    path = tmp_path / "fan.yaml"
+    path.write_text(spec)
+    with pytest.raises(ShoalInputError) as info:
+        load_role_spec(path)
+    assert str(info.value) == (
+        f"{path}:20: models[2].postprocess.argmax.labels: 4 labels for a model with 12 outputs"
+        " (give one label per output)"
+    )
+    path.write_text(spec.replace("[a, b, c, d]", "[" + ", ".join(f"w{i}" for i in range(12)) + "]"))
+    role = load_role_spec(path)
+    ad, adf, kws = role.models
+    assert ad.preprocess.window == 5 and ad.input_dtype == "int8" and ad.preprocess.quantize
+    assert adf.input_dtype == "float32" and not adf.preprocess.quantize
+    assert kws.output_size == 12 and kws.preprocess.window == 49
