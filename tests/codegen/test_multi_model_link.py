@@ -52,8 +52,6 @@ QEMU_BUILDS = {
     "m4-O2-dsp": ("qemu-mps2-an386", "-O2", True),
     "m3-Os": ("qemu-lm3s6965evb", "-Os", False),
 }
-# Models that fit the 64 KiB RAM of lm3s6965evb together.
-M3_PAIRS = ("project",)
 RUN_TIMEOUT_S = 60.0
 TOOL_TIMEOUT_S = 180.0
 _OUT_LINE = re.compile(r"^out ([a-z]) (\d+) ([0-9a-f]*)\r?$", re.MULTILINE)
@@ -247,11 +245,9 @@ def test_two_models_link_into_one_host_binary_and_match_tflm(
 )
 @pytest.mark.parametrize("build", list(QEMU_BUILDS), ids=list(QEMU_BUILDS))
 def test_two_models_link_into_one_cortex_m_firmware_and_match_tflm(
-    pair: Pair, build: str, request: pytest.FixtureRequest, tmp_path: Path
+    pair: Pair, build: str, tmp_path: Path
 ) -> None:
     board_name, opt, dsp = QEMU_BUILDS[build]
-    if board_name == "qemu-lm3s6965evb" and request.node.callspec.params["pair"] not in M3_PAIRS:
-        pytest.skip("these two models do not fit the 64 KiB RAM of lm3s6965evb together")
     board = get_board(board_name)
     defines: dict[str, str | int | None] = {"TWO_MODELS_ON_QEMU": None}
     if dsp:
