@@ -292,7 +292,8 @@ def _schema_problem(error: jsonschema.ValidationError) -> tuple[KeyPath, str]:
         return (*path, extra), f"unknown key {extra!r} (accepted keys: {', '.join(keys)})"
     if kind == "required":
         missing = next(key for key in error.validator_value if key not in instance)
-        return path, f"missing required key {missing!r}"
+        required = ", ".join(error.validator_value)
+        return path, f"missing required key {missing!r} (required here: {required})"
     if kind == "type":
         expected = error.validator_value
         names = [expected] if isinstance(expected, str) else list(expected)
@@ -592,7 +593,8 @@ def _load(path: Path, shown: str, at: KeyPath, where: _Where) -> Model:
     try:
         return load_model(path)
     except ShoalInputError as exc:
-        raise where.error(at, f"not a loadable int8 TFLite model: {exc}") from exc
+        detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise where.error(at, f"not a loadable int8 TFLite model: {detail}") from exc
 
 
 def _model(

@@ -64,7 +64,12 @@ ERRORS: list[tuple[str, list[tuple[str, str]], int, str]] = [
         4,
         f"board_rev: unknown key 'board_rev' (accepted keys: {ROLE_KEYS})",
     ),
-    ("missing required", [("role: r\n", "")], 1, "(top level): missing required key 'role'"),
+    (
+        "missing required",
+        [("role: r\n", "")],
+        1,
+        "(top level): missing required key 'role' (required here: name, role, board)",
+    ),
     (
         "wrong type",
         [("rate_hz: 50", "rate_hz: fast")],
@@ -499,6 +504,48 @@ def test_top_level_must_be_a_mapping(tmp_path: Path, text: str, got: str) -> Non
         " role, board, client_id, sensors, models, triggers, publishes, subscribes, commands,"
         f" presence, duty_cycle, gateway), got {got}"
     )
+
+
+def _tiny_model(op: str, in_dtype: str, out_dtype: str) -> bytes:
+    def spec(shape: tuple[int, ...], dtype: str) -> TensorSpec:
+        quantized = dtype != "float32"
+        return TensorSpec(
+            shape,
+            dtype=dtype,
+            scale=(0.1,) if quantized else None,
+            zero_point=(128 if dtype == "uint8" else 0,) if quantized else None,
+        )
+
+    return single_op_model(op, [spec((1, 490), in_dtype)], [spec((1, 490), out_dtype)])
+
+
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        (_tiny_model("RESHAPE", "float32", "float32"), "not an int8 model (no int8 tensors)"),
+        (_tiny_model("RESHAPE", "int16", "int16"), "not an int8 model (no int8 tensors)"),
+        (
+            _tiny_model("QUANTIZE", "uint8", "int8"),
+            "not a loadable int8 TFLite model: TMP/m.tflite: 1 unsupported operator(s):;"
+            " operator 0 QUANTIZE v1 (uint8): input dtype uint8 (supported: float32, int8);"
+            " supported ops (int8 activations",
+        ),
+    ],
+    ids=["float32", "int16", "uint8 input"],
+)
+def test_models_that_are_not_int8_are_refused_in_one_line(
+    tmp_path: Path, model: bytes, problem: str
+) -> None:
+    (tmp_path / "m.tflite").write_bytes(model)
+    path = write(
+        tmp_path,
+        BASE.replace("path: KWS", "path: m.tflite").replace("labels: [a, b, c, d]", "labels: [x]"),
+    )
+    with pytest.raises(ShoalInputError) as info:
+        load_role_spec(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:12: models[0].path: {problem.replace('TMP', str(tmp_path))}")
 
 
 def test_the_documented_example_is_valid(tmp_path: Path) -> None:
