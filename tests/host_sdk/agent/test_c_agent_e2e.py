@@ -1,0 +1,159 @@
+"""End to end: a native C agent generated from a role spec, with mosquitto and `shoal gateway`.
+
+The agent (codegen.emit.c_agent, built with the generated Makefile) connects over UDP to a
+`shoal gateway` process bridged to a real mosquitto; a paho probe plays the fleet. Checked: the
+boot line and the birth carry the firmware id of agent.json and the model's SHA-256 prefix; an
+infer command is answered with exactly TFLM's output bytes; heartbeats arrive; a profile
+command returns one entry per layer before its resp; a killed agent's will appears.
+Every process is stopped in a `finally` (by the harness objects that started it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from codegen.emit.c_agent import generate_c_agent
+from codegen.loaders.board_loader import get_board
+from codegen.loaders.role_loader import load_role_spec
+from host_sdk.agent import protocol
+
+REPO = Path(__file__).resolve().parents[3]
+MODEL = REPO / "tests" / "data" / "shoal_kws_tiny.tflite"
+EXAMPLE = REPO / "examples" / "roles" / "kws.yaml"
+
+pytestmark = [pytest.mark.sim, pytest.mark.slow]
+
+
+def _harness() -> ModuleType:
+    """tests/host_sdk/mqttsn/gateway_harness.py (that folder is not a package)."""
+    name = "gateway_harness"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, REPO / "tests" / "host_sdk" / "mqttsn" / "gateway_harness.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+harness = _harness()
+broker = harness.broker  # fixtures: a real mosquitto on 127.0.0.1, a paho probe on it
+probe = harness.probe
+
+
+def _wait_payloads(probe_client, topic: str, predicate, timeout_s: float) -> list[dict]:
+    """Decoded payloads on `topic` once predicate(decoded list) holds (fails after timeout_s)."""
+    harness_msgs = probe_client.wait_for(
+        lambda msgs: predicate([protocol.decode(p) for t, p, _q, _r in msgs if t == topic]),
+        timeout_s,
+    )
+    return [protocol.decode(p) for t, p, _q, _r in harness_msgs if t == topic]
+
+
+def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path: Path) -> None:
+    if shutil.which("gcc") is None or shutil.which("make") is None:
+        pytest.skip("gcc and make are needed to build the native agent")
+    run_tflm = pytest.importorskip("host_sdk.verify.tflm_oracle").run_tflm
+    spec_text = EXAMPLE.read_text().replace("../../tests/data/shoal_kws_tiny.tflite", str(MODEL))
+    spec_text = spec_text.replace("heartbeat_s: 10", "heartbeat_s: 1")
+    assert "heartbeat_s: 1}" in spec_text and str(MODEL) in spec_text
+    spec_path = tmp_path / "kws.yaml"
+    spec_path.write_text(spec_text)
+    role = load_role_spec(spec_path)
+    out = tmp_path / "agent"
+    generate_c_agent(role, get_board("native"), out)
+    built = subprocess.run(["make"], cwd=out, capture_output=True, text=True, timeout=180)
+    assert built.returncode == 0, built.stdout + built.stderr
+    manifest = json.loads((out / "agent.json").read_text())
+    firmware_id = bytes.fromhex(manifest["firmware_id"])
+    model_hash = hashlib.sha256(MODEL.read_bytes()).digest()[:8]
+
+    client_id = harness.unique("kws")
+    base = f"shoal/v1/{role.role}/{client_id}"
+    probe.subscribe(f"{base}/#", qos=1)
+    gateway = harness.ShoalGatewayProcess(broker.url, "--state-dir", str(tmp_path / "gw"))
+    agent = None
+    try:
+        agent = harness.ClientProcess(
+            [str(out / "agent"), "--gateway", f"127.0.0.1:{gateway.port}",
+             "--client-id", client_id, "--keepalive", "2"]
+        )  # fmt: skip
+        boot = agent.lines[agent.wait_line("SHOAL-AGENT BOOT", 10)]
+        assert f"firmware={manifest['firmware_id']}" in boot
+        assert f"models=kws:{model_hash.hex()}" in boot
+        assert f"role={role.role} board=native" in boot
+
+        births = _wait_payloads(probe, f"{base}/birth", lambda b: len(b) >= 1, 15)
+        birth = births[0]
+        assert birth["role"] == role.role and birth["board"] == "native"
+        assert birth["firmware_id"] == firmware_id
+        assert [(m["hash"], m["name"]) for m in birth["models"]] == [(model_hash, "kws")]
+        assert birth["generator"] == manifest["generator"]
+        assert 0 < birth["free_ram"] < get_board("native").memory.app_ram_bytes
+        boots = _wait_payloads(probe, f"{base}/boot", lambda b: len(b) >= 1, 10)
+        assert boots[0]["incarnation"] == birth["incarnation"]
+        assert boots[0]["firmware_id"] == firmware_id
+
+        # infer: random int8 input -> exactly TFLM's output bytes
+        shape = role.models[0].input_shape
+        rng = np.random.default_rng(8)
+        x = rng.integers(-128, 128, size=shape, dtype=np.int8)
+        expected = run_tflm(MODEL.read_bytes(), [x])[0].tobytes()
+        cmd = {"kind": "cmd", "corr": 4242, "code": 1, "args": b"\x00" + x.tobytes()}
+        probe.publish(f"{base}/cmd", protocol.encode(cmd), qos=1)
+        resps = _wait_payloads(
+            probe, f"{base}/resp", lambda r: any(m["corr"] == 4242 for m in r), 15
+        )
+        resp = next(m for m in resps if m["corr"] == 4242)
+        assert (resp["code"], resp["state"], resp["error"]) == (1, 0, 0)
+        assert resp["result"] == expected
+
+        # a wrong input size is rejected with input_size, same corr
+        bad = {"kind": "cmd", "corr": 7, "code": 1, "args": b"\x00\x01\x02"}
+        probe.publish(f"{base}/cmd", protocol.encode(bad), qos=1)
+        resps = _wait_payloads(probe, f"{base}/resp", lambda r: any(m["corr"] == 7 for m in r), 15)
+        assert next(m for m in resps if m["corr"] == 7)["error"] == 4  # input_size
+
+        # profile: one entry per layer, before the resp of that corr
+        profile_cmd = {"kind": "cmd", "corr": 99, "code": 4, "args": b"\x00"}
+        probe.publish(f"{base}/cmd", protocol.encode(profile_cmd), qos=1)
+        _wait_payloads(probe, f"{base}/resp", lambda r: any(m["corr"] == 99 for m in r), 15)
+        profiles = [p for p in _wait_payloads(probe, f"{base}/profile", bool, 5) if p["corr"] == 99]
+        layers = [layer for p in profiles for layer in p["layers"]]
+        total = profiles[0]["total_layers"]
+        assert total == manifest["models"][0]["layers"] and total >= 2
+        assert sorted(layer["index"] for layer in layers) == list(range(total))
+        assert all(p["unit"] == 0 and p["model"] == 0 for p in profiles)
+        assert sum(layer["macs"] for layer in layers) > 0
+        assert any(layer["time"] > 0 for layer in layers)
+
+        # heartbeat: at 1 s, at least two arrive, counting the infer and the commands
+        hbs = _wait_payloads(probe, f"{base}/hb", lambda h: len(h) >= 2, 10)
+        assert hbs[-1]["incarnation"] == birth["incarnation"]
+        assert hbs[-1]["seq"] > hbs[0]["seq"]
+        _wait_payloads(probe, f"{base}/hb", lambda h: h[-1]["inferences"] >= 2, 5)
+
+        # kill: the gateway publishes the will after 1.5 x keep-alive (3 s)
+        agent.kill()
+        t0 = time.monotonic()
+        wills = _wait_payloads(probe, f"{base}/will", lambda w: len(w) >= 1, 15)
+        assert wills[0]["kind"] == "will"
+        assert wills[0]["incarnation"] == birth["incarnation"]
+        assert time.monotonic() - t0 < 15
+    finally:
+        if agent is not None:
+            agent.stop()
+        gateway.stop()
