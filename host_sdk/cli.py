@@ -19,7 +19,7 @@ from codegen import __version__
 from codegen.errors import ShoalInputError
 from codegen.ir.board import Board
 from codegen.loaders.board_loader import get_board, load_boards
-from host_sdk import cli_gateway, cli_model, cli_spec, cli_verify
+from host_sdk import cli_gateway, cli_gen, cli_model, cli_spec, cli_verify
 from host_sdk.doctor import missing_required, run_doctor
 
 EXIT_OK = 0
@@ -231,6 +231,12 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "spec", "check agent role specs and fleet files", cli_spec.configure_spec, cli_spec.run_spec
+    ),
+    Command(
+        "gen",
+        "generate an agent's firmware from a role spec",
+        cli_gen.configure_gen,
+        cli_gen.run_gen,
     ),
 )
 
