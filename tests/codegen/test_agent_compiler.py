@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,8 +177,25 @@ def test_cli_gen_json_and_c_board_message(
     code = shoal_main(["gen", str(spec), "--board", "qemu-lm3s6965evb", "-o", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("shoal gen: error: ") and "C agent generator" in err
+    assert err.startswith("shoal gen: error: ") and "qemu-lm3s6965evb" in err
     assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.unit
+def test_cli_gen_c_board_without_the_c_generator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "codegen.emit.c_agent", None)  # import now fails
+    spec = write_spec(tmp_path)
+    code = shoal_main(["gen", str(spec), "--board", "native", "-o", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        "shoal gen: error: board 'native': the C agent generator is not available yet in this "
+        "Shoal; MicroPython boards work now (shoal gen SPEC --board micropython-unix, or "
+        "--backend micropython on a board that runs MicroPython)\n"
+    )
     assert not (tmp_path / "c").exists()
 
 

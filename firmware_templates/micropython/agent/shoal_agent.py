@@ -20,7 +20,7 @@ import sys
 import time
 
 import agent_protocol as proto
-from client_session import ClientSession, Connected, MessageReceived
+from client_session import ClientSession, Connected, Disconnected, GatewayLost, MessageReceived
 from mqttsn_device import Backoff, Device, UdpTransport
 
 try:
@@ -609,16 +609,20 @@ class Agent:
     def handle(self, events):
         for event in events:
             if isinstance(event, Connected):
-                self.sleep_until = None
                 self.on_connected()
             elif isinstance(event, MessageReceived):
                 if event.topic == self.topic["cmd"]:
                     self.on_command(event.payload)
+            elif isinstance(event, (Disconnected, GatewayLost)):
+                self.connected = False  # the device runtime reconnects with backoff
+                if self.sleep_until is None:
+                    say("DISCONNECTED")
 
     def step(self):
         now = self.now()
         if self.sleep_until is not None:
             if now >= self.sleep_until:
+                self.sleep_until = None
                 self.handle(self.device.start())  # CONNECT ends the sleep
             else:
                 self.handle(self.device.poll(50))

@@ -88,7 +88,7 @@ triggers:
   - on_command: {{run: [kws]}}
 publishes:
   - {{name: keyword, topic: "app/{{client_id}}/keyword", from: kws, qos: 0}}
-commands: [infer, status, profile]
+commands: [infer, status, profile, sleep]
 presence: {{birth: true, will: true, heartbeat_s: 1}}
 gateway: {{address: "127.0.0.1:9"}}
 """
@@ -208,6 +208,19 @@ def test_micropython_agent_end_to_end(tmp_path: Path, broker: Any, probe: Any) -
             struct.unpack_from("<Bh", payload, 10),
         )
         assert i0 != i1 and i0 < 4 and i1 < 4 and s0 >= s1
+
+        # sleep: answered ok, then MQTT-SN sleep; after it the agent CONNECTs again and
+        # announces itself with a new birth of the same incarnation (not a new boot).
+        births_before = len(_decoded(probe, base + "birth"))
+        slept = _command(probe, base, 99, 6, struct.pack("<I", 1))
+        assert (slept["state"], slept["error"]) == (0, 0)
+        births = _wait(probe, base + "birth", lambda ms: len(ms) > births_before, 15)
+        assert births[-1]["incarnation"] == birth["incarnation"]
+        assert len(_decoded(probe, base + "boot")) == 1
+        bad_sleep = _command(probe, base, 100, 6, b"\x01")
+        assert bad_sleep["error"] == protocol.ERROR_CODES["bad_arguments"]
+
+        assert "Traceback" not in agent.output() and "ERROR" not in agent.output(), agent.output()
 
         # Killed without DISCONNECT: the gateway publishes the will set at CONNECT.
         agent.kill()
