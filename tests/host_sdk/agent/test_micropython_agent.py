@@ -14,6 +14,7 @@ counters; the periodic trigger publishes the role's binary results; a killed age
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import struct
 import sys
@@ -74,12 +75,12 @@ sensors:
     kind: audio_features
     rate_hz: 100
     shape: [10]
-    driver: {{simulated: {{generator: noise, amplitude: 2.0, seed: 7}}}}
+    driver: {{simulated: {{generator: constant, value: 1.234}}}}
 models:
   - name: kws
     path: {model}
     input: mic
-    preprocess: {{window: 49, stride: 25}}
+    preprocess: {{window: 49, stride: 25, scale: 0.5, offset: 0.1}}
     postprocess:
       argmax: {{labels: [silence, unknown, "yes", "no"]}}
       top_k: 2
@@ -88,6 +89,7 @@ triggers:
   - on_command: {{run: [kws]}}
 publishes:
   - {{name: keyword, topic: "app/{{client_id}}/keyword", from: kws, qos: 0}}
+  - {{name: keyword_json, topic: "app/{{client_id}}/json", from: kws, qos: 0, payload: json}}
 commands: [infer, status, profile, sleep]
 presence: {{birth: true, will: true, heartbeat_s: 1}}
 gateway: {{address: "127.0.0.1:9"}}
@@ -196,18 +198,34 @@ def test_micropython_agent_end_to_end(tmp_path: Path, broker: Any, probe: Any) -
         assert hbs[-1]["commands"] >= 7 and hbs[-1]["inferences"] >= 2
         assert hbs[-1]["errors"] >= 4
 
-        # The periodic trigger publishes argmax/top-2 in the role spec's binary layout.
+        # The periodic trigger publishes argmax/top-2 of the sensor window, in the role spec's
+        # binary layout and as JSON. The sensor is constant, so every window is the same: its
+        # quantized form (real = 1.234 * 0.5 + 0.1, q = round(real / scale) + zero point) goes
+        # through TFLM here and the device's result must match it exactly.
+        ir = load_model(MODEL)
+        in_q = ir.tensors[ir.inputs[0]].quantization
+        out_q = ir.tensors[ir.outputs[0]].quantization
+        real = 1.234 * 0.5 + 0.1
+        scaled = real / in_q.scale
+        q = max(-128, min(127, int(scaled + 0.5) if scaled >= 0 else -int(-scaled + 0.5)))
+        q += in_q.zero_point
+        window = np.full((1, 49, 10, 1), max(-128, min(127, q)), dtype=np.int8)
+        out = oracle.run_tflm(MODEL.read_bytes(), [window])[0].reshape(-1).astype(int)
+        reals = [out_q.scale * (int(v) - out_q.zero_point) for v in out]
+        order = sorted(range(len(reals)), key=lambda i: -reals[i])[:2]
         results = probe.wait_for(
-            lambda msgs: any(t == "app/mp-mp-kws/keyword" for t, *_ in msgs), 10
+            lambda msgs: {"app/mp-mp-kws/keyword", "app/mp-mp-kws/json"} <= {t for t, *_ in msgs},
+            10,
         )
         payload = next(p for t, p, _q, _r in results if t == "app/mp-mp-kws/keyword")
         version, kind, _seq, count = struct.unpack_from("<BBIB", payload)
         assert (version, kind, count, len(payload)) == (1, 1, 2, 7 + 2 * 3)
-        (i0, s0), (i1, s1) = (
-            struct.unpack_from("<Bh", payload, 7),
-            struct.unpack_from("<Bh", payload, 10),
-        )
-        assert i0 != i1 and i0 < 4 and i1 < 4 and s0 >= s1
+        entries = [struct.unpack_from("<Bh", payload, 7 + 3 * k) for k in range(2)]
+        assert entries == [(i, min(32767, int(reals[i] * 32768))) for i in order]
+        document = json.loads(next(p for t, p, _q, _r in results if t == "app/mp-mp-kws/json"))
+        labels = ["silence", "unknown", "yes", "no"]
+        assert document["model"] == "kws" and document["label"] == labels[order[0]]
+        assert document["top"] == [[labels[i], pytest.approx(reals[i])] for i in order]
 
         # sleep: answered ok, then MQTT-SN sleep; after it the agent CONNECTs again and
         # announces itself with a new birth of the same incarnation (not a new boot).
