@@ -142,14 +142,32 @@ def test_firmware_id_is_reproducible_and_follows_the_spec(tmp_path: Path) -> Non
 def test_refusals_write_nothing(tmp_path: Path, board: str, extra: str, message: str) -> None:
     spec = write_spec(tmp_path, extra=extra)
     out = tmp_path / "out" / "agent"
-    (out).mkdir(parents=True)
-    (out / "keep.txt").write_text("previous build")
+    (tmp_path / "out").mkdir()
+    generate_agent(write_spec(tmp_path / "out"), None, out)  # a previous build, replaceable
+    before = {p: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(ShoalInputError) as error:
         generate_agent(spec, board, out)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
-    assert listing(tmp_path / "out") == ["agent", "agent/keep.txt"]
-    assert (out / "keep.txt").read_text() == "previous build"
+    assert {p: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["agent", "role.yaml"]
+
+
+@pytest.mark.unit
+def test_a_foreign_output_folder_is_never_replaced(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("not a build")
+    with pytest.raises(ShoalInputError, match=r"mine: output folder exists, is not empty and was"):
+        generate_agent(spec, None, out)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ShoalInputError, match="output folder is a file"):
+        generate_agent(spec, None, tmp_path / "file")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert generate_agent(spec, None, empty).out_dir == empty
 
 
 @pytest.mark.unit
