@@ -33,7 +33,7 @@ from codegen import __version__
 from codegen.emit.environment import TEMPLATES_DIR, environment
 from codegen.errors import ShoalInputError
 from codegen.ir.board import Board
-from codegen.ir.role import RoleSpec
+from codegen.ir.role import RoleSpec, SimulatedDriver
 from codegen.loaders.role_loader import render_client_id
 from codegen.model_compiler import (
     GeneratedModel,
@@ -185,6 +185,7 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
         "layers_per_profile": LAYERS_PER_PROFILE,
         "firmware_id_header": FIRMWARE_ID_HEADER,
     }
+    context.update(_role_logic(role, board, models))
     files["main.c"] = env.get_template("c/agent/main.c.j2").render(context)
     sources = sorted(name for name in files if name.endswith(".c"))
     files["Makefile"] = env.get_template("c/agent/Makefile.j2").render(
@@ -223,6 +224,7 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
             for m in models
         ],
         "heartbeat_ms": heartbeat_ms,
+        "not_implemented": context["not_implemented"],
         "executable": "agent",
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -281,3 +283,154 @@ def _models(role: RoleSpec, folder: Path) -> list[dict[str, object]]:
             }
         )
     return facts
+
+
+GENERATOR_CODES = {"sine": 0, "noise": 1, "constant": 2, "replay": 3}
+U32_MASK = 0xFFFFFFFF
+
+
+def _replay_values(path: Path) -> list[float]:
+    """Every number of a replay file in order (the loader checked the layout)."""
+    values: list[float] = []
+    for line in path.read_text("utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            values.extend(float(field) for field in line.replace(",", " ").split())
+    return values
+
+
+def _topic_segments(template: str, role: RoleSpec) -> list[str | None]:
+    """The topic template as literal pieces and None where the client id goes (it may be
+    given on the agent's command line)."""
+    segments: list[str | None] = []
+    for index, piece in enumerate(template.split("{client_id}")):
+        if index:
+            segments.append(None)
+        text = piece.replace("{role}", role.role).replace("{name}", role.name)
+        if text:
+            segments.append(text)
+    return segments
+
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _role_logic(role: RoleSpec, board: Board, models: list[dict[str, object]]) -> dict[str, object]:
+    """Sensors, periodic triggers and model publishes for main.c; what the native agent does
+    not do yet is listed in `not_implemented` (agent.json, boot line)."""
+    not_implemented: list[str] = []
+    model_index = {m.name: i for i, m in enumerate(role.models)}
+    sensor_index = {s.name: i for i, s in enumerate(role.sensors)}
+    sensors: list[dict[str, object]] = []
+    for sensor in role.sensors:
+        elements = math.prod(sensor.shape)
+        driver = sensor.driver
+        if not isinstance(driver, SimulatedDriver):
+            raise ShoalInputError(
+                f"{role.source}: sensors: '{sensor.name}': driver '{sensor.driver_name}' does "
+                f"not exist on board '{board.name}' (it offers: {', '.join(board.sensor_drivers)})"
+            )
+        replay = _replay_values(driver.file) if driver.file is not None else []
+        sensors.append(
+            {
+                "name": sensor.name,
+                "elements": elements,
+                "period_us": max(1, round(1_000_000 / sensor.rate_hz)),
+                "rate_hz": sensor.rate_hz,
+                "generator": GENERATOR_CODES[driver.generator],
+                "amplitude": driver.amplitude,
+                "frequency_hz": driver.frequency_hz,
+                "offset": driver.offset,
+                "value": driver.value,
+                "seed": ((driver.seed * 2654435761) + 0x9E3779B9) & U32_MASK or 1,
+                "replay": replay,
+                "replay_samples": len(replay) // elements if replay else 0,
+            }
+        )
+    feeds: list[dict[str, object]] = []
+    for spec_model, facts in zip(role.models, models, strict=True):
+        sensor = role.sensor(spec_model.input)
+        pre = spec_model.preprocess
+        feeds.append(
+            {
+                "sensor": sensor_index[sensor.name],
+                "window": pre.window,
+                "stride": pre.stride,
+                "window_elements": pre.window * math.prod(sensor.shape),
+                "sample_elements": math.prod(sensor.shape),
+                "scale": pre.scale,
+                "offset": pre.offset,
+                "quantize": pre.quantize and spec_model.input_dtype == "int8",
+                "input_float": spec_model.input_dtype == "float32",
+                "output_float": spec_model.output_dtype == "float32",
+                "output_elements": spec_model.output_size,
+                "prefix": facts["prefix"],
+                "PREFIX": facts["PREFIX"],
+                "name": spec_model.name,
+            }
+        )
+    periodic: list[dict[str, object]] = []
+    on_command = [False] * len(role.models)
+    for trigger in role.triggers:
+        runs = [model_index[name] for name in trigger.run]
+        if trigger.kind == "periodic":
+            periodic.append({"period_ms": trigger.period_ms, "models": runs})
+        elif trigger.kind == "on_command":
+            for index in runs:
+                on_command[index] = True
+        else:
+            not_implemented.append(f"trigger {trigger.kind}")
+    publishes: list[dict[str, object]] = []
+    for publish in role.publishes:
+        if publish.source not in model_index:
+            not_implemented.append(f"publish {publish.name}: from {publish.source} (not a model)")
+            continue
+        if publish.aggregate is not None or publish.qos < 0:
+            not_implemented.append(f"publish {publish.name}: aggregate or QoS -1")
+            continue
+        spec_model = role.model(publish.source)
+        post = spec_model.postprocess
+        labels = list(post.labels) if post.labels else []
+        ranked = bool(labels) or post.top_k is not None
+        publishes.append(
+            {
+                "name": publish.name,
+                "segments": [
+                    None if s is None else _c_string(s)
+                    for s in _topic_segments(publish.topic, role)
+                ],
+                "qos": publish.qos,
+                "retain": 1 if publish.retain else 0,
+                "json": publish.payload == "json",
+                "model": model_index[publish.source],
+                "mode": "anomaly" if post.anomaly else ("ranked" if ranked else "raw"),
+                "labels": [_c_string(label) for label in labels],
+                "top_k": post.top_k or 1,
+                "has_threshold": post.threshold is not None or post.anomaly is not None,
+                "threshold": (
+                    post.anomaly.threshold
+                    if post.anomaly
+                    else (post.threshold if post.threshold is not None else 0.0)
+                ),
+                "mae": post.anomaly is not None and post.anomaly.metric == "mae",
+            }
+        )
+    if role.subscribes:
+        not_implemented.append("subscribes")
+    if role.duty_cycle is not None:
+        not_implemented.append("duty_cycle")
+    if len(publishes) + 7 > 16:
+        raise ShoalInputError(
+            f"{role.source}: publishes: {len(publishes)} topics; the C client's topic table "
+            "holds 16, 7 of them the agent protocol's (at most 9 publishes)"
+        )
+    return {
+        "sensors": sensors,
+        "max_sample_elements": max((math.prod(s.shape) for s in role.sensors), default=1),
+        "feeds": feeds,
+        "periodic": periodic,
+        "on_command": on_command,
+        "publishes": publishes,
+        "not_implemented": not_implemented,
+        "not_implemented_c": [_c_string(item) for item in not_implemented],
+    }

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ import pytest
 from codegen.emit.c_agent import generate_c_agent
 from codegen.loaders.board_loader import get_board
 from codegen.loaders.role_loader import load_role_spec
+from codegen.model_compiler import load_model, plan_model
 from host_sdk.agent import protocol
 
 REPO = Path(__file__).resolve().parents[3]
@@ -69,7 +72,9 @@ def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path
     run_tflm = pytest.importorskip("host_sdk.verify.tflm_oracle").run_tflm
     spec_text = EXAMPLE.read_text().replace("../../tests/data/shoal_kws_tiny.tflite", str(MODEL))
     spec_text = spec_text.replace("heartbeat_s: 10", "heartbeat_s: 1")
-    assert "heartbeat_s: 1}" in spec_text and str(MODEL) in spec_text
+    # Publish every result (the best softmax score is never below 0).
+    spec_text = spec_text.replace("threshold: 0.6", "threshold: 0.0")
+    assert "heartbeat_s: 1}" in spec_text and "threshold: 0.0" in spec_text
     spec_path = tmp_path / "kws.yaml"
     spec_path.write_text(spec_text)
     role = load_role_spec(spec_path)
@@ -84,6 +89,8 @@ def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path
     client_id = harness.unique("kws")
     base = f"shoal/v1/{role.role}/{client_id}"
     probe.subscribe(f"{base}/#", qos=1)
+    keyword_topic = f"shoal/{client_id}/{role.role}/keyword"
+    probe.subscribe(keyword_topic, qos=1)
     gateway = harness.ShoalGatewayProcess(broker.url, "--state-dir", str(tmp_path / "gw"))
     agent = None
     try:
@@ -120,6 +127,24 @@ def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path
         resp = next(m for m in resps if m["corr"] == 4242)
         assert (resp["code"], resp["state"], resp["error"]) == (1, 0, 0)
         assert resp["result"] == expected
+
+        # The on_command trigger publishes that result too (binary layout, top 2, best first);
+        # the periodic trigger publishes results of the simulated sensor every 500 ms.
+        plan = plan_model(load_model(MODEL))
+        real = (
+            np.frombuffer(expected, np.int8).astype(np.float32) - np.float32(plan.output.zero_point)
+        ) * np.float32(plan.output.scale)
+        order = sorted(range(len(real)), key=lambda i: (-real[i], i))[:2]
+        entries = b"".join(
+            struct.pack("<Bh", i, min(32767, math.floor(float(real[i]) * 32768 + 0.5)))
+            for i in order
+        )
+        keywords = probe.wait_for(lambda msgs: sum(t == keyword_topic for t, *_ in msgs) >= 3, 15)
+        payloads = [p for t, p, _q, _r in keywords if t == keyword_topic]
+        assert all(p[:2] == b"\x01\x01" and p[6] == 2 and len(p) == 13 for p in payloads)
+        seqs = [struct.unpack_from("<I", p, 2)[0] for p in payloads]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        assert entries in [p[7:] for p in payloads], (entries.hex(), [p.hex() for p in payloads])
 
         # a wrong input size is rejected with input_size, same corr
         bad = {"kind": "cmd", "corr": 7, "code": 1, "args": b"\x00\x01\x02"}
