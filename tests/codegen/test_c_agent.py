@@ -182,3 +182,64 @@ def test_too_many_models_refused(tmp_path: Path) -> None:
     with pytest.raises(ShoalInputError, match=r"5 models; an agent carries at most 4"):
         generate_c_agent(replace(role, models=many), get_board("native"), out)
     assert not out.exists()
+
+
+VIBRATION = REPO / "examples" / "roles" / "vibration_anomaly.yaml"
+REPLAY = REPO / "tests" / "data" / "roles" / "vibration_replay.csv"
+
+
+def vibration_on_native(tmp_path: Path) -> Path:
+    """The vibration example as a native role: replayed samples, a periodic trigger."""
+    text = VIBRATION.read_text()
+    for old, new in {
+        "../../tests/data/shoal_dense_tiny.tflite": str(OTHER_MODEL),
+        "adc: {channel: 3, scale: 0.001, offset: -1.65}": (
+            f"simulated: {{generator: replay, file: {REPLAY}}}"
+        ),
+        "board: nucleo-f446re": "board: native",
+        "on_threshold: {source: vibration, above: 1.5, run: [health]}": (
+            "periodic: {period_ms: 200, run: [health]}"
+        ),
+    }.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "spec" / "vibration.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.gen
+def test_replay_sensor_json_publish_and_role_without_models_compile(tmp_path: Path) -> None:
+    board = get_board("native")
+    role = load_role_spec(vibration_on_native(tmp_path))
+    out = tmp_path / "vib"
+    generate_c_agent(role, board, out)
+    main = (out / "main.c").read_text()
+    samples = [x for x in REPLAY.read_text().splitlines() if x.strip() and x[0] != "#"]
+    assert f"k_replay_0[{len(samples)}]" in main and "    0.35f,\n" in main
+    manifest = json.loads((out / "agent.json").read_text())
+    # Sensor publishes and duty cycles are not done: both are listed, not silently dropped.
+    assert manifest["not_implemented"] == [
+        "publish level: from vibration (not a model)",
+        "duty_cycle",
+    ]
+    built = _make(out)
+    assert built.returncode == 0, built.stdout + built.stderr
+    coordinator = load_role_spec(REPO / "examples" / "roles" / "coordinator.yaml")
+    generate_c_agent(coordinator, board, tmp_path / "coord")
+    assert "#define AGENT_MODEL_COUNT 0u" in (tmp_path / "coord" / "main.c").read_text()
+    built = _make(tmp_path / "coord")
+    assert built.returncode == 0, built.stdout + built.stderr
+
+
+@pytest.mark.unit
+def test_sensor_driver_missing_on_the_board_is_refused(tmp_path: Path) -> None:
+    role = load_role_spec(VIBRATION)  # adc driver, offered by nucleo-f446re, not by native
+    out = tmp_path / "out"
+    with pytest.raises(ShoalInputError) as caught:
+        generate_c_agent(role, get_board("native"), out)
+    assert str(caught.value).endswith(
+        "sensors: 'vibration': driver 'adc' does not exist on board 'native' (it offers: simulated)"
+    )
+    assert not out.exists() and list(tmp_path.iterdir()) == []
