@@ -37,7 +37,7 @@ from codegen.errors import ShoalInputError
 from codegen.ir.board import Board
 from codegen.ir.role import RoleModel, RoleSpec, SimulatedDriver
 from codegen.loaders.board_loader import get_board, load_boards
-from codegen.loaders.role_loader import load_role_spec
+from codegen.loaders.role_loader import MAX_CLIENT_ID_BYTES, load_role_spec, render_client_id
 from codegen.model_compiler import generate_models, load_model, plan_model
 
 REPO_ROOT = TEMPLATES_DIR.parent
@@ -345,6 +345,13 @@ def generate_agent(
     check_board(role, board)
     _check_role(role)
     client_id = role.client_id.format(name=role.name, role=role.role, board=board.name, uid="{uid}")
+    example = render_client_id(role.client_id, role.name, role.role, board.name)
+    if len(example.encode()) > MAX_CLIENT_ID_BYTES:
+        raise ShoalInputError(
+            f"{role.source}: client_id: '{role.client_id}' gives '{example}' on board "
+            f"'{board.name}', {len(example.encode())} bytes (accepted: 1..{MAX_CLIENT_ID_BYTES} "
+            "bytes, the MQTT-SN limit; {uid} counts 8)"
+        )
     stamp = _stamp(role, board)
     out = Path(out_dir)
     _check_out_dir(out)

@@ -172,6 +172,21 @@ def test_a_foreign_output_folder_is_never_replaced(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
+def test_client_id_too_long_on_the_chosen_board(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    text = spec.read_text().replace("board: micropython-unix", "board: native")
+    spec.write_text(text.replace('client_id: "kws-{name}"', 'client_id: "{board}-{name}-x"'))
+    with pytest.raises(ShoalInputError) as error:
+        generate_agent(spec, "micropython-unix", tmp_path / "out")
+    assert str(error.value) == (
+        f"{spec}: client_id: '{{board}}-{{name}}-x' gives 'micropython-unix-kws-test-x' on "
+        "board 'micropython-unix', 27 bytes (accepted: 1..23 bytes, the MQTT-SN limit; {uid} "
+        "counts 8)"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.unit
 def test_bad_spec_is_the_loaders_error_and_writes_nothing(tmp_path: Path) -> None:
     spec = tmp_path / "role.yaml"
     spec.write_text(write_spec(tmp_path).read_text().replace("rate_hz: 50", "rate_hz: fast"))
