@@ -165,6 +165,22 @@ def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path
         assert sum(layer["macs"] for layer in layers) > 0
         assert any(layer["time"] > 0 for layer in layers)
 
+        # status: the status message (idle, this boot) comes before the resp of its corr
+        status_cmd = {"kind": "cmd", "corr": 55, "code": 3, "args": b""}
+        probe.publish(f"{base}/cmd", protocol.encode(status_cmd), qos=1)
+        _wait_payloads(probe, f"{base}/resp", lambda r: any(m["corr"] == 55 for m in r), 15)
+        statuses = _wait_payloads(probe, f"{base}/status", bool, 5)
+        assert (statuses[-1]["state"], statuses[-1]["incarnation"]) == (1, birth["incarnation"])
+        # unknown code -> rejected/unknown_command; reboot is not done natively -> not_supported
+        for corr, code, error in ((56, 77, 1), (57, 5, 12)):
+            cmd = {"kind": "cmd", "corr": corr, "code": code, "args": b""}
+            probe.publish(f"{base}/cmd", protocol.encode(cmd), qos=1)
+            resps = _wait_payloads(
+                probe, f"{base}/resp", lambda r, c=corr: any(m["corr"] == c for m in r), 15
+            )
+            answer = next(m for m in resps if m["corr"] == corr)
+            assert (answer["code"], answer["state"], answer["error"]) == (code, 2, error)
+
         # heartbeat: at 1 s, at least two arrive, counting the infer and the commands
         hbs = _wait_payloads(probe, f"{base}/hb", lambda h: len(h) >= 2, 10)
         assert hbs[-1]["incarnation"] == birth["incarnation"]
@@ -178,6 +194,78 @@ def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path
         assert wills[0]["kind"] == "will"
         assert wills[0]["incarnation"] == birth["incarnation"]
         assert time.monotonic() - t0 < 15
+    finally:
+        if agent is not None:
+            agent.stop()
+        gateway.stop()
+
+
+VIBRATION = REPO / "examples" / "roles" / "vibration_anomaly.yaml"
+REPLAY = REPO / "tests" / "data" / "roles" / "vibration_replay.csv"
+DENSE = REPO / "tests" / "data" / "shoal_dense_tiny.tflite"
+
+
+def test_native_agent_publishes_json_results_of_a_replayed_sensor(
+    broker, probe, tmp_path: Path
+) -> None:
+    """Replayed samples through a float32-input model, published as JSON every 200 ms; each
+    result is TFLM's output for one of the windows the replay loop can produce."""
+    if shutil.which("gcc") is None or shutil.which("make") is None:
+        pytest.skip("gcc and make are needed to build the native agent")
+    run_tflm_invocations = pytest.importorskip("host_sdk.verify.tflm_oracle").run_tflm_invocations
+    text = VIBRATION.read_text()
+    for old, new in {
+        "../../tests/data/shoal_dense_tiny.tflite": str(DENSE),
+        "adc: {channel: 3, scale: 0.001, offset: -1.65}": (
+            f"simulated: {{generator: replay, file: {REPLAY}}}"
+        ),
+        "board: nucleo-f446re": "board: native",
+        "on_threshold: {source: vibration, above: 1.5, run: [health]}": (
+            "periodic: {period_ms: 200, run: [health]}"
+        ),
+        "threshold: 0.5": "threshold: 0.0",
+    }.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    spec_path = tmp_path / "vibration.yaml"
+    spec_path.write_text(text)
+    role = load_role_spec(spec_path)
+    out = tmp_path / "agent"
+    generate_c_agent(role, get_board("native"), out)
+    built = subprocess.run(["make"], cwd=out, capture_output=True, text=True, timeout=180)
+    assert built.returncode == 0, built.stdout + built.stderr
+
+    lines = REPLAY.read_text().splitlines()
+    samples = [float(x) for x in lines if x.strip() and not x.lstrip().startswith("#")]
+    windows = [
+        np.array([[samples[(start + i) % len(samples)] for i in range(16)]], np.float32)
+        for start in range(len(samples))
+    ]
+    outputs = [o[0][0] for o in run_tflm_invocations(DENSE.read_bytes(), [[w] for w in windows])]
+    labels = ["normal", "imbalance", "bearing_wear"]
+    possible = {(labels[int(np.argmax(o))], round(float(np.max(o)), 4)) for o in outputs}
+
+    client_id = harness.unique("vib")
+    topic = f"plant/{role.role}/{client_id}/health"
+    probe.subscribe(topic, qos=1)
+    gateway = harness.ShoalGatewayProcess(broker.url, "--state-dir", str(tmp_path / "gw"))
+    agent = None
+    try:
+        agent = harness.ClientProcess(
+            [str(out / "agent"), "--gateway", f"127.0.0.1:{gateway.port}",
+             "--client-id", client_id]
+        )  # fmt: skip
+        boot = agent.lines[agent.wait_line("SHOAL-AGENT BOOT", 10)]
+        assert "role=vibration board=native" in boot
+        agent.wait_line("NOTE not implemented by the native agent yet: duty_cycle", 5)
+        messages = probe.wait_for(lambda m: sum(t == topic for t, *_ in m) >= 3, 15)
+        results = [json.loads(p) for t, p, _q, _r in messages if t == topic]
+        seqs = [r["seq"] for r in results]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        for result in results:
+            assert result["model"] == "health"
+            assert result["top"] == [[result["label"], result["score"]]]
+            assert (result["label"], round(result["score"], 4)) in possible, (result, possible)
     finally:
         if agent is not None:
             agent.stop()
