@@ -66,6 +66,10 @@ def _wait_payloads(probe_client, topic: str, predicate, timeout_s: float) -> lis
     return [protocol.decode(p) for t, p, _q, _r in harness_msgs if t == topic]
 
 
+def probe_resps(probe_client, base: str) -> list[dict]:
+    return [protocol.decode(p) for p in probe_client.payloads(f"{base}/resp")]
+
+
 def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path: Path) -> None:
     if shutil.which("gcc") is None or shutil.which("make") is None:
         pytest.skip("gcc and make are needed to build the native agent")
@@ -171,8 +175,8 @@ def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path
         _wait_payloads(probe, f"{base}/resp", lambda r: any(m["corr"] == 55 for m in r), 15)
         statuses = _wait_payloads(probe, f"{base}/status", bool, 5)
         assert (statuses[-1]["state"], statuses[-1]["incarnation"]) == (1, birth["incarnation"])
-        # unknown code -> rejected/unknown_command; reboot is not done natively -> not_supported
-        for corr, code, error in ((56, 77, 1), (57, 5, 12)):
+        # unknown code -> rejected/unknown_command; sleep is not done natively -> not_supported
+        for corr, code, error in ((56, 77, 1), (57, 6, 12)):
             cmd = {"kind": "cmd", "corr": corr, "code": code, "args": b""}
             probe.publish(f"{base}/cmd", protocol.encode(cmd), qos=1)
             resps = _wait_payloads(
@@ -186,6 +190,21 @@ def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path
         assert hbs[-1]["incarnation"] == birth["incarnation"]
         assert hbs[-1]["seq"] > hbs[0]["seq"]
         _wait_payloads(probe, f"{base}/hb", lambda h: h[-1]["inferences"] >= 2, 5)
+
+        # reboot: accepted, then (re-executed, clean DISCONNECT) a boot naming the command, with
+        # the next incarnation, and a new birth
+        reboot_cmd = {"kind": "cmd", "corr": 58, "code": 5, "args": b""}
+        probe.publish(f"{base}/cmd", protocol.encode(reboot_cmd), qos=1)
+        boots = _wait_payloads(probe, f"{base}/boot", lambda b: any(m["corr"] == 58 for m in b), 15)
+        reboot = next(m for m in boots if m["corr"] == 58)
+        assert reboot["reset_cause"] == 1 and reboot["firmware_id"] == firmware_id
+        assert reboot["incarnation"] == (birth["incarnation"] + 1) % 2**32
+        answer = next(m for m in probe_resps(probe, base) if m["corr"] == 58)
+        assert (answer["state"], answer["error"]) == (1, 0)  # accepted: the boot is the end
+        births = _wait_payloads(probe, f"{base}/birth", lambda b: len(b) >= 2, 10)
+        assert births[-1]["incarnation"] == reboot["incarnation"]
+        assert not probe.payloads(f"{base}/will"), "a reboot disconnects cleanly: no will"
+        birth = births[-1]
 
         # kill: the gateway publishes the will after 1.5 x keep-alive (3 s)
         agent.kill()
