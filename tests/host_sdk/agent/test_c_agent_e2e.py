@@ -150,6 +150,24 @@ def test_native_agent_birth_infer_heartbeat_profile_will(broker, probe, tmp_path
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
         assert entries in [p[7:] for p in payloads], (entries.hex(), [p.hex() for p in payloads])
 
+        # a burst: another version (corr still read), a truncated v1 cmd and an infer, all
+        # answered with their corr (queued, not "busy")
+        burst = [
+            (bytes([2, 5, 0x34, 0x12, 1, 0, 0]), 0x1234, 10),  # unsupported_version
+            (bytes([1, 5, 0x35, 0x12, 1, 9]), 0x1235, 11),  # malformed (args cut short)
+            (protocol.encode({**cmd, "corr": 0x1236}), 0x1236, 0),
+        ]
+        for payload, _corr, _error in burst:
+            probe.publish(f"{base}/cmd", payload, qos=1)
+        wanted = {corr for _p, corr, _e in burst}
+        resps = _wait_payloads(
+            probe, f"{base}/resp", lambda r: wanted <= {m["corr"] for m in r}, 15
+        )
+        for _payload, corr, error in burst:
+            answer = next(m for m in resps if m["corr"] == corr)
+            assert answer["error"] == error, answer
+        assert next(m for m in resps if m["corr"] == 0x1236)["result"] == expected
+
         # a wrong input size is rejected with input_size, same corr
         bad = {"kind": "cmd", "corr": 7, "code": 1, "args": b"\x00\x01\x02"}
         probe.publish(f"{base}/cmd", protocol.encode(bad), qos=1)
