@@ -152,11 +152,10 @@ def test_error_while_generating_models_writes_nothing(tmp_path: Path) -> None:
     broken = tmp_path / "spec" / "broken.tflite"
     broken.write_bytes(b"not a flatbuffer")
     role = replace(role, models=(replace(role.models[0], path=broken),))
-    out = tmp_path / "out"
+    out = tmp_path / "new" / "folders" / "out"
     with pytest.raises(ShoalInputError):
         generate_c_agent(role, get_board("native"), out)
-    assert not out.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec"], "parents made are removed"
 
 
 @pytest.mark.gen
