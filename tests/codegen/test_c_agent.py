@@ -242,3 +242,63 @@ def test_sensor_driver_missing_on_the_board_is_refused(tmp_path: Path) -> None:
         "sensors: 'vibration': driver 'adc' does not exist on board 'native' (it offers: simulated)"
     )
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+KWS_POST = """    postprocess:
+      argmax:
+        labels: [silence, unknown, "yes", "no"]
+      top_k: 2
+      threshold: 0.6
+"""
+SHARED_AD = REPO.parent / "shared" / "models" / "tiny_ad01.tflite"
+ANOMALY_SPEC = """version: 1
+name: ad
+role: anomaly
+board: native
+client_id: "ad-{{uid}}"
+sensors:
+  - {{name: spectrum, kind: generic, rate_hz: 20, shape: [128],
+     driver: {{simulated: {{generator: sine, amplitude: 0.5, frequency_hz: 2}}}}}}
+models:
+  - name: ad
+    path: {model}
+    input: spectrum
+    preprocess: {{window: 5, stride: 1}}
+    postprocess: {{anomaly: {{threshold: 0.01, metric: {metric}}}}}
+triggers: [{{periodic: {{period_ms: 100, run: [ad]}}}}]
+publishes:
+  - {{name: score, topic: "plant/{{client_id}}/score", from: ad, payload: binary}}
+  - {{name: score_json, topic: "plant/{{client_id}}/score.json", from: ad, payload: json}}
+commands: [infer, status, profile]
+gateway: {{address: "127.0.0.1:10000"}}
+"""
+
+
+@pytest.mark.gen
+@pytest.mark.parametrize(
+    "variant",
+    ["json", "top_k_only", "raw_binary", "raw_json", "anomaly_mse", "anomaly_mae"],
+)
+def test_every_postprocess_and_payload_compiles_warning_free(tmp_path: Path, variant: str) -> None:
+    if variant.startswith("anomaly"):
+        if not SHARED_AD.is_file():
+            pytest.skip(f"{SHARED_AD} is absent (the shared models are not checked out here)")
+        spec = tmp_path / "spec" / "ad.yaml"
+        spec.parent.mkdir()
+        metric = variant.removeprefix("anomaly_")
+        spec.write_text(ANOMALY_SPEC.format(model=SHARED_AD, metric=metric))
+        expected_mode = "anomaly"
+    else:
+        replacements = {
+            "json": {"payload: binary": "payload: json"},
+            "top_k_only": {'      argmax:\n        labels: [silence, unknown, "yes", "no"]\n': ""},
+            "raw_binary": {KWS_POST: ""},
+            "raw_json": {KWS_POST: "", "payload: binary": "payload: json"},
+        }[variant]
+        spec = _spec(tmp_path, **replacements)
+        expected_mode = "ranked" if variant in ("json", "top_k_only") else "raw"
+    out = tmp_path / "out"
+    generate_c_agent(load_role_spec(spec), get_board("native"), out)
+    assert f": {expected_mode}, payload " in (out / "main.c").read_text()
+    built = _make(out)
+    assert built.returncode == 0, built.stdout + built.stderr
