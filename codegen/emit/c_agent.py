@@ -9,7 +9,7 @@ template prints (topic levels, periods in ms, per-layer operator codes and MACs,
 computed here. Every file starts with a stamp (generator version, spec and model hashes, board,
 "do not edit"). The firmware id is the first 8 bytes of the SHA-256 over the generated sources
 (every file but the id header and the manifest, in name order, each as name, NUL, bytes, NUL);
-`firmware_id_of(folder)` recomputes it.
+`firmware_id_of(folder)` recomputes it; agent.json also lists every file with its SHA-256.
 
 Must not: build or run anything, read anything but the spec's models and the templates, or
 leave a half-written folder: everything is rendered into a temporary sibling folder that is
@@ -223,6 +223,11 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
         "spec": {"file": role.source.name, "sha256": spec_sha},
         "firmware_id": firmware_id,
         "firmware_id_covers": sorted(n for n in files if _is_source(n)),
+        "files": {
+            path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.iterdir())
+            if path.is_file()
+        },
         "models": [
             {
                 "name": m["name"],

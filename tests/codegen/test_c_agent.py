@@ -80,6 +80,11 @@ def test_example_generates_compiles_warning_free_with_stamps(tmp_path: Path) -> 
     assert manifest["firmware_id"] == _independent_firmware_id(out) == firmware_id_of(out)
     assert re.fullmatch(r"[0-9a-f]{16}", manifest["firmware_id"])
     assert "main.c" in manifest["firmware_id_covers"]
+    assert manifest["files"] == {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in written
+        if p.name != "agent.json"
+    }
     id_header = (out / "shoal_agent_firmware_id.h").read_text()
     assert f'"{manifest["firmware_id"]}"' in id_header
     first_bytes = ", ".join(f"0x{manifest['firmware_id'][i : i + 2]}u" for i in range(0, 16, 2))
