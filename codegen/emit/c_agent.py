@@ -1,7 +1,8 @@
 """The C agent generator for the `native` board: a role spec becomes a complete C project.
 
 Responsible for: writing, into one folder, `main.c` (rendered from
-`firmware_templates/c/agent/main.c.j2`: the event loop, presence, the command handlers), the
+`firmware_templates/c/agent/main.c.j2`: the event loop, presence, the command handlers; it
+includes `role_logic.c.j2`: simulated sensors, windows, triggers, the role's publishes), the
 role's models (`codegen.model_compiler.generate_models`), the MQTT-SN C client, the POSIX UDP
 transport and the agent protocol codec (copied from `firmware_templates/c/`), a `Makefile` for
 the host gcc, `shoal_agent_firmware_id.h` and an `agent.json` manifest. Every number the
@@ -11,7 +12,8 @@ computed here. Every file starts with a stamp (generator version, spec and model
 (every file but the id header and the manifest, in name order, each as name, NUL, bytes, NUL);
 `firmware_id_of(folder)` recomputes it; agent.json also lists every file with its SHA-256.
 
-Must not: build or run anything, read anything but the spec's models and the templates, or
+Must not: build or run anything, read anything but the spec (for its hash), its models and
+replay files and the templates, or
 leave a half-written folder: everything is rendered into a temporary sibling folder that is
 renamed into place at the end (a folder that holds no `agent.json` is never replaced).
 Boards other than `native` are refused today (QEMU and real boards come later).
