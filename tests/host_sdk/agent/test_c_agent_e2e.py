@@ -285,6 +285,7 @@ def test_native_agent_publishes_json_results_of_a_replayed_sensor(
     client_id = harness.unique("vib")
     topic = f"plant/{role.role}/{client_id}/health"
     probe.subscribe(topic, qos=1)
+    probe.subscribe(f"shoal/v1/{role.role}/{client_id}/#", qos=1)
     gateway = harness.ShoalGatewayProcess(broker.url, "--state-dir", str(tmp_path / "gw"))
     agent = None
     try:
@@ -303,6 +304,22 @@ def test_native_agent_publishes_json_results_of_a_replayed_sensor(
             assert result["model"] == "health"
             assert result["top"] == [[result["label"], result["score"]]]
             assert (result["label"], round(result["score"], 4)) in possible, (result, possible)
+
+        # sleep 2 s (MQTT-SN DISCONNECT with duration): ok, asleep, then connected again with a
+        # new birth; a command sent while it sleeps is held by the gateway and still answered
+        base = f"shoal/v1/{role.role}/{client_id}"
+        _wait_payloads(probe, f"{base}/birth", lambda b: len(b) >= 1, 10)
+        sleep_cmd = {"kind": "cmd", "corr": 31, "code": 6, "args": struct.pack("<I", 2)}
+        probe.publish(f"{base}/cmd", protocol.encode(sleep_cmd), qos=1)
+        asleep = agent.wait_line("SLEEP 2", 10)
+        resps = _wait_payloads(probe, f"{base}/resp", lambda r: any(m["corr"] == 31 for m in r), 10)
+        answer = next(m for m in resps if m["corr"] == 31)
+        assert (answer["state"], answer["error"]) == (0, 0)
+        status_cmd = {"kind": "cmd", "corr": 32, "code": 3, "args": b""}
+        probe.publish(f"{base}/cmd", protocol.encode(status_cmd), qos=1)
+        agent.wait_line("WAKE", 10, after=asleep)
+        _wait_payloads(probe, f"{base}/birth", lambda b: len(b) >= 2, 10)
+        _wait_payloads(probe, f"{base}/resp", lambda r: any(m["corr"] == 32 for m in r), 10)
     finally:
         if agent is not None:
             agent.stop()
