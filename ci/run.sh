@@ -82,6 +82,11 @@ demo() {
   "$shoal" gen-model "$model" -o build/demo/kws
   log "shoal verify $model --sources build/demo/kws: the generated C next to TFLM on the host"
   "$shoal" verify "$model" --sources build/demo/kws --seed 1
+  log "shoal spec check examples/roles/fleet.yaml: agent roles"
+  "$shoal" spec check examples/roles/fleet.yaml
+  log "shoal gen examples/roles/kws.yaml -o build/demo/agent-kws, then make: a native agent"
+  "$shoal" gen examples/roles/kws.yaml -o build/demo/agent-kws
+  make -s -C build/demo/agent-kws
 }
 
 all() {

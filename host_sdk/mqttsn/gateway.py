@@ -648,7 +648,6 @@ class Gateway:
             "broker": {
                 "connected": bool(bridge and bridge.connected.is_set()),
                 "connections": bridge.connections if bridge else 0,
-                "published": bridge.published if bridge else 0,
                 "received": bridge.received if bridge else 0,
                 "filters": len(bridge.filters) if bridge else 0,
             },

@@ -1,8 +1,11 @@
-"""The gateway's MQTT side: one shared connection to the broker (aggregating mode).
+"""The gateway's subscribing MQTT connection: one shared connection to the broker (aggregating
+mode) for everything devices subscribe to.
 
 Responsible for: parsing broker URLs, connecting with credentials and TLS, keeping the
 upstream subscriptions as reference-counted topic filters (re-subscribed after every
-reconnect), publishing, and handing received messages to the asyncio loop. It knows nothing of
+reconnect), and handing received messages to the asyncio loop. The gateway publishes through
+`upstream.Upstream` (spool + `mqtt_publisher`), not through this connection; `publish` stays
+for scripts and tests that want one paho connection for both directions. It knows nothing of
 MQTT-SN: the gateway decides who gets what.
 
 Why aggregating: a fleet of thousands of devices would otherwise hold thousands of broker
@@ -33,12 +36,10 @@ import paho.mqtt.client as mqtt
 from codegen.errors import ShoalInputError
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
-# Broker-side in-flight window for QoS 1/2 publishes; 0 means unlimited in paho. paho's
-# default of 20 caps one shared connection at about 20 round trips' worth of messages, far
-# below a fleet's rate, and any limit makes paho rescan every outgoing message on every PUBACK
-# (O(in flight) per message). Unlimited costs no more memory: what is not in flight would wait
-# in paho's queue instead, and TCP flow control still holds the rate to what the broker takes.
-MAX_INFLIGHT_MESSAGES = 0
+# In-flight window for QoS 1/2 publishes made through `publish`. Not unlimited: mosquitto gives
+# an MQTT 3.1.1 client a receive quota of max_inflight_messages (default 20) and answers a
+# PUBLISH beyond it with a normal-looking PUBACK/PUBREC while discarding it (see `upstream`).
+MAX_INFLIGHT_MESSAGES = 20
 
 RECONNECT_DELAY_S = 1.0
 MISC_INTERVAL_S = 1.0  # paho's keep-alive and retry bookkeeping

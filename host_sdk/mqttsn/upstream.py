@@ -139,6 +139,7 @@ class Upstream:
         self._inflight_qos2 = 0  # of which QoS 2 exchanges
         self._awaiting_sync: list[tuple[str, int]] = []  # device messages this batch
         self._batch_scheduled = False
+        self._resend_below = 0  # seqs up to this one may have been sent before: DUP on resend
         self.recovered = 0  # unfinished messages found in the spool at start
         self.refused = 0  # QoS 1/2 messages not taken: spool full
         self.dropped_qos0 = 0  # QoS 0 while the broker was away
@@ -301,8 +302,6 @@ class Upstream:
                 self._inflight_qos2 += 1
 
     # ---- from the publisher ---------------------------------------------------------------------
-
-    _resend_below = 0  # seqs up to this one may have been sent before: DUP on resend
 
     def _on_connected(self) -> None:
         self._inflight.clear()

@@ -11,17 +11,15 @@ Every process is stopped in a `finally` (by the harness objects that started it)
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import shutil
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
+import gateway_harness as harness  # tests/host_sdk/mqttsn, put on sys.path by conftest.py
 import numpy as np
 import pytest
 
@@ -36,25 +34,6 @@ MODEL = REPO / "tests" / "data" / "shoal_kws_tiny.tflite"
 EXAMPLE = REPO / "examples" / "roles" / "kws.yaml"
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
-
-
-def _harness() -> ModuleType:
-    """tests/host_sdk/mqttsn/gateway_harness.py (that folder is not a package)."""
-    name = "gateway_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "tests" / "host_sdk" / "mqttsn" / "gateway_harness.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-harness = _harness()
-broker = harness.broker  # fixtures: a real mosquitto on 127.0.0.1, a paho probe on it
-probe = harness.probe
 
 
 def _wait_payloads(probe_client, topic: str, predicate, timeout_s: float) -> list[dict]:

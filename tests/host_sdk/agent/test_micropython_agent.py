@@ -13,16 +13,14 @@ counters; the periodic trigger publishes the role's binary results; a killed age
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import struct
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import gateway_harness as harness  # tests/host_sdk/mqttsn, put on sys.path by conftest.py
 import numpy as np
 import pytest
 
@@ -45,24 +43,6 @@ pytestmark = [
     ),
 ]
 
-
-def _harness() -> ModuleType:
-    """tests/host_sdk/mqttsn/gateway_harness.py (that folder is not a package)."""
-    name = "gateway_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "tests" / "host_sdk" / "mqttsn" / "gateway_harness.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-harness = _harness()
-broker = harness.broker  # fixtures: a real mosquitto on 127.0.0.1, a paho probe on it
-probe = harness.probe
 
 SPEC = """\
 version: 1
