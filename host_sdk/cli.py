@@ -19,7 +19,7 @@ from codegen import __version__
 from codegen.errors import ShoalInputError
 from codegen.ir.board import Board
 from codegen.loaders.board_loader import get_board, load_boards
-from host_sdk import cli_gateway, cli_gen, cli_model, cli_spec, cli_verify
+from host_sdk import cli_build, cli_gateway, cli_gen, cli_model, cli_spec, cli_verify
 from host_sdk.doctor import missing_required, run_doctor
 
 EXIT_OK = 0
@@ -237,6 +237,12 @@ COMMANDS: tuple[Command, ...] = (
         "generate an agent's firmware from a role spec",
         cli_gen.configure_gen,
         cli_gen.run_gen,
+    ),
+    Command(
+        "build",
+        "build a generated project and print its size against the board",
+        cli_build.configure_build,
+        cli_build.run_build,
     ),
 )
 
