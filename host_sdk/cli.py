@@ -19,7 +19,7 @@ from codegen import __version__
 from codegen.errors import ShoalInputError
 from codegen.ir.board import Board
 from codegen.loaders.board_loader import get_board, load_boards
-from host_sdk import cli_build, cli_gateway, cli_gen, cli_model, cli_spec, cli_verify
+from host_sdk import cli_build, cli_gateway, cli_gen, cli_model, cli_run, cli_spec, cli_verify
 from host_sdk.doctor import missing_required, run_doctor
 
 EXIT_OK = 0
@@ -243,6 +243,12 @@ COMMANDS: tuple[Command, ...] = (
         "build a generated project and print its size against the board",
         cli_build.configure_build,
         cli_build.run_build,
+    ),
+    Command(
+        "run",
+        "start a generated agent on its virtual board and stream its console",
+        cli_run.configure_run,
+        cli_run.run_run,
     ),
 )
 
