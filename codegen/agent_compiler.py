@@ -8,12 +8,22 @@ with every number computed here), the agent runtime `shoal_agent.py`, the MQTT-S
 (the host package's own sans-IO `client_session.py`, `codec.py`, `framing.py`, `qos2.py` and the
 device runtime `mqttsn_device.py`), the agent protocol codec as `agent_protocol.py`, one model
 module per model (`model_<name>.py`) with the shared `shoal_nn*.py` kernels, `shoal_firmware.py`
-(the firmware id) and a `manifest.py` for freezing. Every file starts with a stamp (generator
-version, input hashes, board, "do not edit").
+(the firmware id), a `manifest.py` for freezing, on real boards `shoal_config.py` (the site's
+settings: Wi-Fi credentials and gateway address, or the UART and its pins) and `agent.json`
+(the machine-readable manifest `shoal build` and the fleet read). Every file but agent.json
+starts with a stamp (generator version, input hashes, board, "do not edit"; shoal_config.py's
+says to edit it).
 
-The firmware id is the SHA-256 over every other generated file (name and text, sorted by name);
-its first 8 bytes are the id the birth and boot messages carry. Model hashes are the first 8
-bytes of each `.tflite` file's SHA-256 (the agent protocol's definition).
+The link to the gateway: "udp" on the unix port (the host's network), "wifi" (UDP through
+`network.WLAN`) on boards whose `transports` have udp, "uart" (Shoal serial frames over
+machine.UART) on boards with only uart, or when `transport="uart"` is asked for on a board that
+has it. Gateway discovery is refused (the runtime does not do it yet); on a UART link the spec's
+gateway address is not used (the gateway is the other end of the wire).
+
+The firmware id is the SHA-256 over every other generated file (name and text, sorted by name)
+except shoal_config.py and agent.json; its first 8 bytes are the id the birth and boot messages
+carry. Model hashes are the first 8 bytes of each `.tflite` file's SHA-256 (the agent
+protocol's definition).
 
 Nothing is written on any error: the project is rendered in memory, written to a temporary
 directory beside `out_dir` and renamed into place. `.mpy` compilation is not done here: it is
@@ -25,6 +35,7 @@ Must not: run anything it generates, talk to devices, or change the role IR.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import shutil
 import tempfile
@@ -53,6 +64,21 @@ RUNTIME_FILES = {
     "agent_protocol.py": REPO_ROOT / "host_sdk" / "agent" / "protocol.py",
 }
 FIRMWARE_MODULE = "shoal_firmware.py"
+SITE_CONFIG = "shoal_config.py"
+MANIFEST = "agent.json"
+TRANSPORTS = ("udp", "uart")
+# The serial link's defaults per MicroPython port: (UART id, baud, TX pin, RX pin, shared with
+# the REPL console, what that is on the board). Pins None: the port's own for that UART.
+UART_DEFAULTS: dict[str, tuple[int, int, int | None, int | None, bool, str]] = {
+    "stm32": (2, 115200, None, None, True,
+              "UART 2 is the ST-LINK virtual COM port (PA2 TX, PA3 RX), also the REPL."),
+    "nrf": (0, 115200, None, None, True,
+            "UART 0 is the J-Link virtual COM port (P0.06 TX, P0.08 RX), also the REPL."),
+    "esp32": (2, 115200, 17, 16, False,
+              "UART 2 on GPIO17 (TX) / GPIO16 (RX) to a USB-serial adapter; REPL stays on UART 0."),
+    "rp2": (0, 115200, 0, 1, False,
+            "UART 0 on GP0 (TX) / GP1 (RX) to a USB-serial adapter; the REPL stays on USB."),
+}  # fmt: skip
 MAX_MODELS = 4  # the agent protocol's birth model list
 CMD_HEADER_BYTES = 8  # cmd: version, kind, corr u16, code u8, args length u16, then model u8
 LARGE_PAYLOAD_RAM_BYTES = 256 * 1024  # boards with this much RAM take 2048-byte cmd payloads
@@ -74,6 +100,8 @@ class GeneratedAgent:
     model_hashes: dict[str, str]
     mpy_cross_march: str | None
     generator: str = __version__
+    transport: str = "udp"
+    link: str = "udp"
 
     @property
     def firmware_id_bytes(self) -> bytes:
@@ -100,17 +128,54 @@ def _unsupported(where: str, what: str) -> ShoalInputError:
     )
 
 
-def check_board(role: RoleSpec, board: Board) -> None:
-    """Refuse a board the MicroPython agent cannot target, naming what is missing."""
+def choose_transport(role: RoleSpec, board: Board, requested: str | None = None) -> str:
+    """The MQTT-SN transport of the agent: `requested` when the board has it, else UDP when the
+    board has it (Wi-Fi, or the host's network on the unix port), else UART."""
+    offered = [t for t in TRANSPORTS if t in board.transports]
+    if requested is not None and requested not in TRANSPORTS:
+        raise ShoalInputError(
+            f"transport '{requested}' is not one the MicroPython agent speaks (accepted: "
+            f"{', '.join(TRANSPORTS)})"
+        )
+    if requested is not None and requested not in board.transports:
+        raise ShoalInputError(
+            f"board '{board.name}' has no {requested} transport (its transports: "
+            f"{', '.join(board.transports)}); choose one of those"
+        )
+    if not offered:
+        raise ShoalInputError(
+            f"board '{board.name}': the MicroPython agent talks MQTT-SN over UDP or a UART, and "
+            f"the board offers neither (its transports: {', '.join(board.transports)})"
+        )
+    transport = requested or offered[0]
+    if role.gateway.discover and transport == "uart":
+        raise ShoalInputError(
+            f"{role.source}: gateway.discover: gateway discovery needs UDP, but the agent on "
+            f"board '{board.name}' reaches the gateway over its UART (the gateway is the other "
+            "end of the wire); give gateway.address instead"
+        )
+    return transport
+
+
+def _link(board: Board, transport: str) -> str:
+    if transport == "uart":
+        return "uart"
+    return "udp" if board.micropython.port == "unix" else "wifi"
+
+
+def check_board(role: RoleSpec, board: Board, transport: str | None = None) -> str:
+    """Refuse a board the MicroPython agent cannot target, naming what is missing; return the
+    transport (see `choose_transport`)."""
     if not board.micropython.supported:
         raise ShoalInputError(
             f"board '{board.name}' does not run MicroPython (boards that do: "
             f"{', '.join(micropython_boards())}); its agent is C (shoal gen --backend c)"
         )
-    if "udp" not in board.transports:
+    chosen = choose_transport(role, board, transport)
+    if chosen == "uart" and board.micropython.port not in UART_DEFAULTS:
         raise ShoalInputError(
-            f"board '{board.name}': the MicroPython agent talks MQTT-SN over UDP, which the board "
-            f"does not offer (its transports: {', '.join(board.transports)})"
+            f"board '{board.name}': MicroPython port '{board.micropython.port}' has no UART "
+            f"settings in the generator (ports with them: {', '.join(sorted(UART_DEFAULTS))})"
         )
     for i, sensor in enumerate(role.sensors):
         if sensor.driver_name not in board.sensor_drivers:
@@ -118,6 +183,7 @@ def check_board(role: RoleSpec, board: Board) -> None:
                 f"{role.source}: sensors[{i}].driver: driver '{sensor.driver_name}' is not "
                 f"available on board '{board.name}' (accepted: {', '.join(board.sensor_drivers)})"
             )
+    return chosen
 
 
 def micropython_boards() -> list[str]:
@@ -250,7 +316,7 @@ def _max_payload(role: RoleSpec, board: Board) -> int:
     return max(64, min(2048, max([base, *needed])))
 
 
-def _render_main(role: RoleSpec, board: Board, client_id: str, stamp: str) -> str:
+def _render_main(role: RoleSpec, board: Board, client_id: str, stamp: str, link: str) -> str:
     model_index = {m.name: i for i, m in enumerate(role.models)}
     heartbeat_s = float(role.presence.heartbeat_s)
     periodic = [
@@ -276,6 +342,8 @@ def _render_main(role: RoleSpec, board: Board, client_id: str, stamp: str) -> st
         "board": board.name,
         "role_literal": repr(role.role),
         "board_literal": repr(board.name),
+        "link": link,
+        "link_literal": repr(link),
         "client_id_literal": repr(client_id),
         "gateway_host_literal": repr(role.gateway.host),
         "gateway_port": role.gateway.port,
@@ -298,6 +366,65 @@ def _render_main(role: RoleSpec, board: Board, client_id: str, stamp: str) -> st
         "publishes": publishes,
     }
     return environment().get_template("micropython/agent/main.py.j2").render(**context)
+
+
+def _render_site_config(role: RoleSpec, board: Board, link: str, stamp: str) -> str:
+    """shoal_config.py for a Wi-Fi or UART link: the site's settings with their defaults."""
+    host, port = role.gateway.host, role.gateway.port
+    spec_gateway = f"{host}:{port}" if host is not None else "none (discovery)"
+    context: dict[str, object] = {
+        "stamp_site": stamp.replace("Do not edit.", "Site settings: edit them."),
+        "name": role.name,
+        "board": board.name,
+        "link": link,
+        "spec_gateway": spec_gateway,
+        "gateway_literal": repr(spec_gateway if host is not None else ""),
+        "loopback": host is not None and (host == "localhost" or host.startswith("127.")),
+    }
+    if link == "uart":
+        uart_id, baud, tx, rx, shared, note = UART_DEFAULTS[str(board.micropython.port)]
+        context.update(
+            uart_id=uart_id, baudrate=baud, tx=repr(tx), rx=repr(rx), shared=shared, uart_note=note
+        )
+    return environment().get_template("micropython/agent/shoal_config.py.j2").render(**context)
+
+
+def _manifest(
+    role: RoleSpec,
+    board: Board,
+    stamp: str,
+    client_id: str,
+    transport: str,
+    link: str,
+    firmware_id: str,
+    files: dict[str, str],
+) -> str:
+    """agent.json: what `shoal build`, `shoal run` and the fleet need to know, as JSON."""
+    covered = sorted(n for n in files if n not in (FIRMWARE_MODULE, SITE_CONFIG))
+    document = {
+        "backend": "micropython",
+        "stamp": stamp,
+        "generator": __version__,
+        "role": role.role,
+        "name": role.name,
+        "board": board.name,
+        "client_id": client_id,
+        "spec": {"file": role.source.name, "sha256": _sha256(role.source)},
+        "firmware_id": firmware_id,
+        "firmware_id_covers": covered,
+        "files": {name: hashlib.sha256(files[name].encode()).hexdigest() for name in sorted(files)},
+        "models": [
+            {"name": m.name, "module": _module_name(m), "sha256": m.sha256, "hash": m.sha256[:16]}
+            for m in role.models
+        ],
+        "transport": transport,
+        "link": link,
+        "site_config": SITE_CONFIG if SITE_CONFIG in files else None,
+        "entry": "main.py",
+        "micropython_port": board.micropython.port,
+        "build": {"tool": "mpy-cross", "march": board.micropython.mpy_cross_march},
+    }
+    return json.dumps(document, indent=2) + "\n"
 
 
 def _render_models(role: RoleSpec, staging: Path) -> dict[str, str]:
@@ -330,19 +457,26 @@ def _check_out_dir(out: Path) -> None:
 
 
 def generate_agent(
-    spec_path: Path | str, board_name: str | None, out_dir: Path | str
+    spec_path: Path | str,
+    board_name: str | None,
+    out_dir: Path | str,
+    *,
+    transport: str | None = None,
 ) -> GeneratedAgent:
     """Generate the MicroPython project of the role spec at `spec_path` for `board_name` (the
     spec's own board when None) into `out_dir` (missing, empty, or a project generated
-    before, which is replaced whole).
+    before, which is replaced whole). `transport` ("udp" or "uart") picks the link on a board
+    that has both (default: udp when the board has it).
 
     Raises ShoalInputError, writing nothing, for a bad spec (the loader's one-line errors), an
-    unknown board, a board without MicroPython or UDP, a role feature the MicroPython
-    runtime does not have yet, or an `out_dir` holding files this generator did not write.
+    unknown board, a board without MicroPython, a transport the board lacks (or discovery over
+    a UART), a role feature the MicroPython runtime does not have yet, or an `out_dir` holding
+    files this generator did not write.
     """
     role = load_role_spec(spec_path)
     board = get_board(board_name or role.board)
-    check_board(role, board)
+    chosen = check_board(role, board, transport)
+    link = _link(board, chosen)
     _check_role(role)
     client_id = role.client_id.format(name=role.name, role=role.role, board=board.name, uid="{uid}")
     example = render_client_id(role.client_id, role.name, role.role, board.name)
@@ -363,7 +497,7 @@ def generate_agent(
             files[name] = stamp + "\n" + source.read_text()
         for name, text in _render_models(role, staging).items():
             files[name] = stamp + "\n" + text
-        files["main.py"] = _render_main(role, board, client_id, stamp)
+        files["main.py"] = _render_main(role, board, client_id, stamp, link)
         modules = sorted([*files, FIRMWARE_MODULE])
         files["manifest.py"] = (
             stamp + "\n# Freeze the agent into a MicroPython firmware image "
@@ -380,6 +514,9 @@ def generate_agent(
             f"FIRMWARE_ID = {bytes.fromhex(firmware_id)[:8]!r}\n"
             f'GENERATOR = "{__version__}"\n'
         )
+        if link != "udp":
+            files[SITE_CONFIG] = _render_site_config(role, board, link, stamp)
+        files[MANIFEST] = _manifest(role, board, stamp, client_id, chosen, link, firmware_id, files)
         project = staging / "project"
         project.mkdir()
         for name, text in files.items():
@@ -399,4 +536,6 @@ def generate_agent(
         firmware_id=firmware_id,
         model_hashes={m.name: m.sha256[:16] for m in role.models},
         mpy_cross_march=board.micropython.mpy_cross_march,
+        transport=chosen,
+        link=link,
     )

@@ -198,17 +198,23 @@ class UdpTransport:
 
 class UartTransport:
     """MQTT-SN messages in serial frames (COBS + CRC-16/CCITT-FALSE, 0x00-delimited) over a
-    `machine.UART`-like object with `write(bytes)` and `read()` (None when nothing waits)."""
+    `machine.UART`-like object with `write(bytes)` and `read()` (None when nothing waits).
 
-    def __init__(self, uart, max_message_bytes=1024):
+    `flush_every_frame`: start every frame (not only the first) with an extra 0x00, for a UART
+    that also carries the console (a board's USB virtual COM port): text printed between two
+    frames then arrives as a frame of its own, which the receiver drops as malformed, and never
+    corrupts the next frame."""
+
+    def __init__(self, uart, max_message_bytes=1024, flush_every_frame=False):
         self._uart = uart
         self._decoder = FrameDecoder(max_message_bytes)
         self._pending = []
         self._first = True
+        self._flush_every_frame = flush_every_frame
 
     def send(self, datagram):
         # The first frame starts with an extra 0x00 to end any noise the receiver collected.
-        self._uart.write(encode_frame(datagram, self._first))
+        self._uart.write(encode_frame(datagram, self._first or self._flush_every_frame))
         self._first = False
 
     def receive(self):

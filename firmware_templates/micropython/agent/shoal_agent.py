@@ -10,6 +10,13 @@ the command's correlation id.
 Must not: compute anything the generator can compute (every constant comes in the CONFIG dict
 written by `codegen.agent_compiler` into main.py), or decide MQTT-SN behaviour (the session's).
 
+The link to the gateway is CONFIG["link"]: "udp" (the unix port: the host's network, the
+spec's gateway or `--gateway HOST:PORT`), "wifi" (UDP after joining the Wi-Fi network named in
+shoal_config.py, gateway from shoal_config.GATEWAY) or "uart" (Shoal serial frames over
+machine.UART as shoal_config.py says). shoal_config.py is the site's file (credentials, pins):
+the firmware id does not cover it. A missing or wrong setting stops the agent after the boot
+line with one "CONFIG ERROR:" line naming the setting.
+
 Runs unchanged on the MicroPython unix port and on the boards (no f-strings with `=`, no
 dataclasses, no typing). Units: seconds (`_s`), milliseconds (`_ms`), microseconds (`_us`).
 """
@@ -21,7 +28,7 @@ import time
 
 import agent_protocol as proto
 from client_session import ClientSession, Connected, Disconnected, GatewayLost, MessageReceived
-from mqttsn_device import Backoff, Device, UdpTransport
+from mqttsn_device import Backoff, Clock, Device, UartTransport, UdpTransport
 
 try:
     import json
@@ -72,6 +79,145 @@ def unique_id_hex():
         return "".join("%02x" % b for b in uid[-4:])
     except Exception:
         return "%08x" % random_u32()
+
+
+# ---- the link to the gateway -----------------------------------------------------------------
+
+
+class ConfigError(Exception):
+    """A setting in shoal_config.py (or the command line) is missing or wrong; the text says
+    which and what is accepted."""
+
+
+def _site():
+    try:
+        import shoal_config
+    except ImportError:
+        raise ConfigError("shoal_config.py is missing: copy the generated one to the board")
+    return shoal_config
+
+
+def _setting(site, name):
+    if not hasattr(site, name):
+        raise ConfigError("shoal_config.py has no %s (regenerate it with shoal gen)" % name)
+    return getattr(site, name)
+
+
+def parse_gateway(text):
+    """'host:port' -> (host, port); ConfigError naming GATEWAY otherwise."""
+    host, _, port = str(text).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("GATEWAY = %r in shoal_config.py: expected 'host:port'" % (text,))
+    if host == "localhost" or host.startswith("127."):
+        raise ConfigError(
+            "GATEWAY = %r in shoal_config.py is a loopback address: set the LAN address of the "
+            "computer running shoal gateway" % (text,)
+        )
+    return host, int(port)
+
+
+class WifiLink:
+    """The station interface of `network.WLAN`, joined with shoal_config's credentials.
+    `up()` waits until joined (trying again every WIFI_TIMEOUT_S seconds, printing each try);
+    `check()` rejoins after the network dropped us."""
+
+    def __init__(self, site):
+        self.ssid = _setting(site, "WIFI_SSID")
+        self.password = _setting(site, "WIFI_PASSWORD")
+        self.timeout_s = _setting(site, "WIFI_TIMEOUT_S")
+        if not self.ssid:
+            raise ConfigError(
+                "WIFI_SSID is empty in shoal_config.py: set the network name and WIFI_PASSWORD"
+            )
+        import network
+
+        country = getattr(site, "WIFI_COUNTRY", "")
+        if country and hasattr(network, "country"):
+            network.country(country)
+        self.wlan = network.WLAN(network.STA_IF)
+        self.wlan.active(True)
+        self.next_check_s = 0
+
+    def up(self):
+        attempt = 0
+        while not self.wlan.isconnected():
+            attempt += 1
+            say("WIFI joining %s (try %d)" % (self.ssid, attempt))
+            self.wlan.connect(self.ssid, self.password)
+            waited_ms = 0
+            while not self.wlan.isconnected() and waited_ms < self.timeout_s * 1000:
+                time.sleep_ms(100)
+                waited_ms += 100
+        say("WIFI %s ip=%s" % (self.ssid, self.wlan.ifconfig()[0]))
+
+    def check(self, now_s):
+        if now_s >= self.next_check_s:
+            self.next_check_s = now_s + self.timeout_s
+            if not self.wlan.isconnected():
+                say("WIFI lost, joining %s again" % self.ssid)
+                self.wlan.connect(self.ssid, self.password)
+
+
+class PolledUart:
+    """A machine.UART whose `read()` never blocks: None when nothing waits (some ports'
+    read() waits for its timeout or for bytes)."""
+
+    def __init__(self, uart):
+        self.uart = uart
+
+    def write(self, data):
+        return self.uart.write(data)
+
+    def read(self):
+        waiting = self.uart.any()
+        if not waiting:
+            return None
+        return self.uart.read(waiting)
+
+
+def open_uart(site):
+    import machine
+
+    uart_id = _setting(site, "UART_ID")
+    baudrate = _setting(site, "BAUDRATE")
+    kwargs = {}
+    for key, name in (("tx", "TX"), ("rx", "RX")):
+        pin = _setting(site, name)
+        if pin is not None:
+            kwargs[key] = machine.Pin(pin)
+    if _setting(site, "SHARED_WITH_CONSOLE"):
+        try:
+            import micropython
+
+            micropython.kbd_intr(-1)  # a 0x03 inside a frame must not raise KeyboardInterrupt
+        except (ImportError, AttributeError):
+            pass
+    try:
+        return machine.UART(uart_id, baudrate, rxbuf=1024, **kwargs)
+    except (TypeError, ValueError):
+        return machine.UART(uart_id, baudrate, **kwargs)  # a port without rxbuf
+
+
+def open_link(config, gateway=None):
+    """(transport, wifi or None) for CONFIG["link"]; `gateway` (host, port) overrides the
+    gateway address of a UDP link."""
+    link = config["link"]
+    if link == "udp":
+        host, port = gateway or (config["gateway_host"], config["gateway_port"])
+        return UdpTransport(host, port), None
+    site = _site()
+    if link == "wifi":
+        host, port = gateway or parse_gateway(_setting(site, "GATEWAY"))
+        wifi = WifiLink(site)
+        wifi.up()
+        return UdpTransport(host, port), wifi
+    if link == "uart":
+        uart = PolledUart(open_uart(site))
+        shared = bool(_setting(site, "SHARED_WITH_CONSOLE"))
+        note = " (shared with the console)" if shared else ""
+        say("UART %r at %d baud%s" % (site.UART_ID, site.BAUDRATE, note))
+        return UartTransport(uart, flush_every_frame=shared), None
+    raise ConfigError("link %r: expected udp, wifi or uart" % (link,))
 
 
 # ---- sensors -------------------------------------------------------------------------------
@@ -284,6 +430,10 @@ class Agent:
         self.booted = False
         self.subscribed = False
         self.sleep_until = None
+        self.gateway = gateway
+        self.clock = Clock()
+        self.device = None  # the link opens in run(), after the boot line
+        self.wifi = None
         will = b""
         if config["will"]:
             will = proto.encode({"kind": "will", "incarnation": self.incarnation})
@@ -297,15 +447,17 @@ class Agent:
             will_retain=True,
             t_retry_s=config["t_retry_s"],
         )
-        host, port = gateway or (config["gateway_host"], config["gateway_port"])
-        self.transport = UdpTransport(host, port)
-        self.device = Device(self.session, self.transport, backoff=Backoff(0.5, 30.0))
-        self.start_s = self.device.now()
+        self.start_s = self.clock.now()
         self.next_hb_s = self.start_s
         self.next_trigger_s = [self.start_s + t["period_s"] for t in config["periodic"]]
 
     def now(self):
-        return self.device.now()
+        return self.clock.now()
+
+    def open_link(self):
+        """Join the network (Wi-Fi boards) or open the UART, then the MQTT-SN device."""
+        transport, self.wifi = open_link(self.cfg, self.gateway)
+        self.device = Device(self.session, transport, clock=self.clock, backoff=Backoff(0.5, 30.0))
 
     def publish(self, topic, payload, qos, retain=False):
         self.device.call(self.session.publish, topic, payload, qos, retain=retain)
@@ -627,6 +779,8 @@ class Agent:
             else:
                 self.handle(self.device.poll(50))
             return
+        if self.wifi is not None:
+            self.wifi.check(now)
         self.sample_sensors()
         if self.connected:
             self.run_triggers()
@@ -643,6 +797,7 @@ class Agent:
         )
         for m in cfg["models"]:
             say("MODEL %s %s" % (m["name"], hexlify(m["hash"])))
+        self.open_link()
         self.handle(self.device.start())
         while run_s is None or self.now() - self.start_s < run_s:
             self.step()
@@ -668,4 +823,7 @@ def gateway_from_argv(argv):
 
 def main(config):
     argv = getattr(sys, "argv", [])
-    Agent(config, gateway_from_argv(argv)).run()
+    try:
+        Agent(config, gateway_from_argv(argv)).run()
+    except ConfigError as exc:
+        say("CONFIG ERROR: %s" % exc)
