@@ -40,6 +40,14 @@ def configure_gateway(parser: argparse.ArgumentParser) -> None:
         "(replaces the config file's list)",
     )
     parser.add_argument(
+        "--serial-listen",
+        metavar="HOST:PORT",
+        action="append",
+        help="listen on TCP there: every accepted connection is one device's serial line "
+        "(e.g. QEMU -serial tcp:HOST:PORT,nodelay=on); port 0 picks one (printed in the ready "
+        "line); repeatable (replaces the config file's list)",
+    )
+    parser.add_argument(
         "--advertise-to",
         metavar="HOST:PORT",
         help="send ADVERTISE there every advertise_interval_s (e.g. 255.255.255.255:1885)",
@@ -101,6 +109,7 @@ def _gateway_config_from_args(args: argparse.Namespace) -> GatewayConfig:
         load_gateway_config,
         parse_host_port,
         parse_ipv4,
+        parse_listen_address,
         parse_multicast_group,
     )
     from host_sdk.mqttsn.mqtt_bridge import parse_broker_url
@@ -117,6 +126,10 @@ def _gateway_config_from_args(args: argparse.Namespace) -> GatewayConfig:
         changes["udp"] = _parse_udp_flag(args.udp)
     if args.serial is not None:
         changes["serial"] = tuple(args.serial)
+    if args.serial_listen is not None:
+        changes["serial_listen"] = tuple(
+            parse_listen_address(text, "--serial-listen") for text in args.serial_listen
+        )
     if args.advertise_to is not None:
         changes["advertise_to"] = parse_host_port(args.advertise_to, "--advertise-to")
     if args.ack is not None:
@@ -134,8 +147,10 @@ def _gateway_config_from_args(args: argparse.Namespace) -> GatewayConfig:
             f"--stats-interval: {args.stats_interval} is negative (give seconds, 0 disables)"
         )
     config = dataclasses.replace(config, **changes)
-    if config.udp is None and not config.serial:
-        raise ShoalInputError("gateway: no listener (give --udp HOST:PORT or --serial URL)")
+    if config.udp is None and not config.serial and not config.serial_listen:
+        raise ShoalInputError(
+            "gateway: no listener (give --udp HOST:PORT, --serial URL or --serial-listen HOST:PORT)"
+        )
     return config
 
 

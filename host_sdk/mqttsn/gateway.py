@@ -36,6 +36,18 @@ so after noise or a lost byte the receiver resynchronises at the next 0x00; fram
 COBS or the CRC are dropped and counted as malformed. A `socket://` link that drops is
 reopened every `SERIAL_REOPEN_S` seconds until the gateway stops.
 
+Serial listeners (`serial_listen`, a TCP host:port; port 0 picks a free one, see
+`bound_serial_listen_addresses` and the ready line): the gateway is the TCP server and every
+accepted connection is one device's serial line with the same framing, e.g. a QEMU board
+started with `-serial tcp:HOST:PORT,nodelay=on`. Each connection has its own registry address
+(`SerialAddress("tcp://<peer host>:<peer port>#<n>")`, n counting the gateway's accepted
+connections, so a later connection never inherits an earlier device's session). A connection
+that closes ends only that link: the device's session stays until its keep-alive expires
+(will published) or the device connects again (on a new connection it takes its session
+over). Frames for a closed connection are dropped; so are frames beyond
+`SERIAL_LISTEN_MAX_BUFFERED_BYTES` not yet taken by a slow peer (counted as write errors; the
+sessions' retransmission covers QoS 1/2).
+
 Access control (config `[[allow]]`; no rules means everyone may do everything): the rules
 are the registry's `authorize` hook (`GatewayConfig.authorize`), applied by the session layer,
 which answers refusals with return code 0x03 (not supported): CONNECT -> CONNACK (no session
@@ -107,6 +119,8 @@ UDP_MAX_DATAGRAM_BYTES = 65535
 UDP_READ_BATCH = 64
 SERIAL_REOPEN_S = 0.5
 SERIAL_READ_TIMEOUT_S = 0.05
+SERIAL_LISTEN_READ_BYTES = 4096
+SERIAL_LISTEN_MAX_BUFFERED_BYTES = 256 * 1024
 DEFAULT_STATS_INTERVAL_S = 10.0
 BROKER_WAIT_S = 5.0
 STATS_TOPIC = "shoal/gateway/{gateway_id}/stats"
@@ -230,6 +244,107 @@ class SerialLink:
         self._close_port()
 
 
+class SerialConnection:
+    """One accepted connection of a serial listener: one device's serial line."""
+
+    def __init__(self, address: SerialAddress, peer: str, writer: asyncio.StreamWriter) -> None:
+        self.address = address
+        self.peer = peer
+        self.decoder = FrameDecoder(DEFAULT_MAX_MESSAGE_BYTES)
+        self.write_errors = 0
+        self.writer = writer
+        self.task: asyncio.Task[Any] | None = None
+
+    def write(self, message: bytes) -> None:
+        """Send one MQTT-SN message as a frame; dropped (and counted) when the connection is
+        closing or its peer has not taken `SERIAL_LISTEN_MAX_BUFFERED_BYTES` already."""
+        transport = self.writer.transport
+        if (
+            transport.is_closing()
+            or transport.get_write_buffer_size() > SERIAL_LISTEN_MAX_BUFFERED_BYTES
+        ):
+            self.write_errors += 1
+            return
+        self.writer.write(encode_frame(message))
+
+    def close(self) -> None:
+        """Drop the connection now (pending output is discarded)."""
+        self.writer.transport.abort()
+
+
+class SerialListener:
+    """A listening TCP socket whose accepted connections are serial lines; counts what they
+    carried, including connections that have closed. `bind()` first (errors surface before
+    anything else starts), `serve()` once the gateway can handle what devices send."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.server: asyncio.Server | None = None
+        self.accepted = 0
+        self.connections: dict[SerialAddress, SerialConnection] = {}
+        # Totals of closed connections (open ones are added in `totals`).
+        self._closed_frames = 0
+        self._closed_malformed = 0
+        self._closed_write_errors = 0
+
+    def bind(self) -> None:
+        """Bind and listen; raises ShoalInputError naming the option and what is accepted."""
+        where = f"serial listener (--serial-listen / gateway.serial_listen) {self.host}:{self.port}"
+        try:
+            family = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][0]
+            self.sock = socket.create_server((self.host, self.port), family=family)
+        except socket.gaierror as exc:
+            raise ShoalInputError(
+                f"{where}: cannot resolve {self.host!r} ({exc.strerror}); give a local "
+                "address as HOST:PORT (e.g. 127.0.0.1:5600; port 0 picks one)"
+            ) from exc
+        except OSError as exc:
+            raise ShoalInputError(
+                f"{where}: cannot listen ({exc.strerror or exc}); give a free local address "
+                "and port as HOST:PORT (port 0 picks one)"
+            ) from exc
+        self.sock.setblocking(False)
+
+    def close(self) -> None:
+        """Stop listening (accepted connections are closed by their owner)."""
+        if self.server is not None:
+            self.server.close()
+        elif self.sock is not None:
+            self.sock.close()
+        self.sock = None
+
+    @property
+    def bound_address(self) -> tuple[str, int] | None:
+        """(host, port) of the listening socket (the real port when configured with 0)."""
+        if self.sock is None:
+            return None
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def name(self) -> str:
+        """The bound address as `host:port` (the configured one before `bind`)."""
+        host, port = self.bound_address or (self.host, self.port)
+        return f"{host}:{port}"
+
+    def closed(self, connection: SerialConnection) -> None:
+        if self.connections.pop(connection.address, None) is connection:
+            self._closed_frames += connection.decoder.frames
+            self._closed_malformed += connection.decoder.malformed
+            self._closed_write_errors += connection.write_errors
+
+    def totals(self) -> tuple[int, int, int]:
+        """(frames, malformed, write_errors) of every connection so far."""
+        open_ = list(self.connections.values())
+        return (
+            self._closed_frames + sum(c.decoder.frames for c in open_),
+            self._closed_malformed + sum(c.decoder.malformed for c in open_),
+            self._closed_write_errors + sum(c.write_errors for c in open_),
+        )
+
+
 class Gateway:
     """The MQTT-SN gateway. Call order: `await start()`, serve, `await stop()`."""
 
@@ -251,6 +366,9 @@ class Gateway:
         self.wills_published = 0
         self.advertisements_sent = 0
         self.serial_links: dict[SerialAddress, SerialLink] = {}
+        self.serial_listeners: list[SerialListener] = []
+        self.serial_connections: dict[SerialAddress, SerialConnection] = {}
+        self._serial_accepted = 0
         self.bridge: MqttBridge | None = None
         self.upstream: Upstream | None = None
         self.session_store: SessionStore | None = None
@@ -269,7 +387,8 @@ class Gateway:
     # ---- life cycle -----------------------------------------------------------------------
 
     async def start(self, *, broker_wait_s: float = BROKER_WAIT_S) -> None:
-        """Bind the UDP socket, open serial links and connect to the broker (waiting up to
+        """Bind the serial listeners (first: a bad address fails before anything starts) and
+        the UDP socket, open serial links and connect to the broker (waiting up to
         `broker_wait_s` seconds; the gateway serves anyway and keeps reconnecting)."""
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -279,6 +398,14 @@ class Gateway:
                 "gateway: multicast discovery needs a UDP listener (give --udp HOST:PORT); "
                 "devices connect to the unicast address that answers on the group"
             )
+        try:
+            for host, port in self.config.serial_listen:
+                listener = SerialListener(host, port)
+                listener.bind()
+                self.serial_listeners.append(listener)
+        except BaseException:
+            await self.stop()
+            raise
         state_dir = self.config.resolved_state_dir()
         self._state_lock = StateDirLock(state_dir)
         try:
@@ -341,6 +468,8 @@ class Gateway:
                         "such as socket://127.0.0.1:4000, /dev/ttyUSB0 or loop://"
                     ) from exc
                 self.serial_links[link.address] = link
+            for listener in self.serial_listeners:
+                await self._serve_serial_listener(listener)
         except BaseException:
             await self.stop()
             raise
@@ -373,6 +502,7 @@ class Gateway:
                 setattr(self, attribute, None)
                 asyncio.get_running_loop().remove_reader(sock.fileno())
                 sock.close()
+        await self._stop_serial_listeners()
         links = list(self.serial_links.values())
         self.serial_links.clear()
         if links:
@@ -397,6 +527,75 @@ class Gateway:
             return None
         host, port = self._udp_sock.getsockname()[:2]
         return str(host), int(port)
+
+    @property
+    def bound_serial_listen_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of every serial listener socket (real ports when configured with 0),
+        in the order of `config.serial_listen`."""
+        return [
+            address
+            for address in (listener.bound_address for listener in self.serial_listeners)
+            if address is not None
+        ]
+
+    # ---- serial listeners -------------------------------------------------------------------
+
+    async def _serve_serial_listener(self, listener: SerialListener) -> None:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._serve_serial_connection(listener, reader, writer)
+
+        listener.server = await asyncio.start_server(serve, sock=listener.sock)
+
+    async def _serve_serial_connection(
+        self,
+        listener: SerialListener,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        peer_info = writer.get_extra_info("peername")
+        peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
+        self._serial_accepted += 1
+        listener.accepted += 1
+        address = SerialAddress(f"tcp://{peer}#{self._serial_accepted}")
+        connection = SerialConnection(address, peer, writer)
+        connection.task = asyncio.current_task()
+        listener.connections[address] = connection
+        self.serial_connections[address] = connection
+        _log.info("serial listener %s: device connected from %s", listener.name, peer)
+        try:
+            while True:
+                try:
+                    data = await reader.read(SERIAL_LISTEN_READ_BYTES)
+                except OSError:
+                    break  # reset by the peer: the same as a close
+                if not data:
+                    break
+                for message in connection.decoder.feed(data):
+                    self._receive(address, message)
+        finally:
+            # Only this link ends; the device's session runs on until its keep-alive expires.
+            if self.serial_connections.get(address) is connection:
+                del self.serial_connections[address]
+            listener.closed(connection)
+            connection.close()
+            _log.info("serial listener %s: connection from %s closed", listener.name, peer)
+
+    async def _stop_serial_listeners(self) -> None:
+        listeners, self.serial_listeners = self.serial_listeners, []
+        for listener in listeners:
+            listener.close()
+        tasks = []
+        for connection in list(self.serial_connections.values()):
+            connection.close()
+            if connection.task is not None and connection.task is not asyncio.current_task():
+                tasks.append(connection.task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+        self.serial_connections.clear()
+        for listener in listeners:
+            if listener.server is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(listener.server.wait_closed(), 5.0)
 
     # ---- device -> gateway ----------------------------------------------------------------
 
@@ -467,7 +666,7 @@ class Gateway:
         sock = self._udp_sock
         for address, datagram in out:
             if type(address) is SerialAddress:
-                link = self.serial_links.get(address)
+                link = self.serial_links.get(address) or self.serial_connections.get(address)
                 if link is not None:
                     link.write(datagram)
             elif sock is not None:
@@ -607,6 +806,7 @@ class Gateway:
         totals = self.registry.total_counters()
         denied = self.registry.denied
         serial_malformed = sum(link.decoder.malformed for link in self.serial_links.values())
+        serial_malformed += sum(listener.totals()[1] for listener in self.serial_listeners)
         clients: dict[str, dict[str, Any]] = {}
         for address, session in self.registry.sessions.items():
             counters = session.counters
@@ -660,7 +860,30 @@ class Gateway:
                 }
                 for link in self.serial_links.values()
             },
+            "serial_listen": {
+                listener.name: self._listener_stats(listener) for listener in self.serial_listeners
+            },
             "clients": clients,
+        }
+
+    @staticmethod
+    def _listener_stats(listener: SerialListener) -> dict[str, Any]:
+        frames, malformed, write_errors = listener.totals()
+        return {
+            "accepted": listener.accepted,
+            "open": len(listener.connections),
+            "frames": frames,
+            "malformed": malformed,
+            "write_errors": write_errors,
+            "connections": {
+                connection.address.url: {
+                    "peer": connection.peer,
+                    "frames": connection.decoder.frames,
+                    "malformed": connection.decoder.malformed,
+                    "write_errors": connection.write_errors,
+                }
+                for connection in listener.connections.values()
+            },
         }
 
     def publish_stats(self) -> dict[str, Any]:
@@ -800,10 +1023,13 @@ def print_ready(gateway: Gateway) -> None:
     udp = gateway.bound_udp_address
     udp_text = f"{udp[0]}:{udp[1]}" if udp else "-"
     serial_text = ",".join(link.url for link in gateway.serial_links.values()) or "-"
+    listen = gateway.bound_serial_listen_addresses
+    listen_text = ",".join(f"{host}:{port}" for host, port in listen) or "-"
     group = gateway.config.multicast
     multicast_text = f"{group[0]}:{group[1]}" if group and gateway._multicast_sock else "-"
     print(
-        f"gateway ready udp={udp_text} serial={serial_text} multicast={multicast_text}",
+        f"gateway ready udp={udp_text} serial={serial_text} multicast={multicast_text} "
+        f"serial_listen={listen_text}",
         flush=True,
     )
     if gateway.bridge is not None and not gateway.bridge.connected.is_set():

@@ -17,6 +17,9 @@ Example (every table optional except what the gateway needs to listen and reach 
     id = 1                           # GwId in ADVERTISE/GWINFO
     udp = "127.0.0.1:1885"           # where devices send MQTT-SN datagrams
     serial = ["socket://127.0.0.1:4000"]   # pyserial URLs; framing: COBS + CRC-16
+    serial_listen = ["127.0.0.1:5600"]  # TCP listeners: each connection is one device's serial
+                                     # line (same framing), e.g. QEMU -serial tcp:HOST:PORT;
+                                     # port 0 picks a free port (printed when ready)
     advertise_interval_s = 900       # seconds between ADVERTISEs (and their Duration field)
     advertise_to = "255.255.255.255:1885"  # where ADVERTISE goes; omitted: no ADVERTISE
     multicast = "225.1.1.1:1884"     # join this group: answer SEARCHGW there, ADVERTISE there
@@ -95,6 +98,7 @@ class GatewayConfig:
     gateway_id: int = 1
     udp: tuple[str, int] | None = ("127.0.0.1", 1885)
     serial: tuple[str, ...] = ()
+    serial_listen: tuple[tuple[str, int], ...] = ()
     advertise_interval_s: float = 900.0
     advertise_to: tuple[str, int] | None = None
     multicast: tuple[str, int] | None = None
@@ -202,6 +206,17 @@ def parse_host_port(text: str, where: str) -> tuple[str, int]:
     host, sep, port_text = text.rpartition(":")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ShoalInputError(f"{where}: {text!r} is not host:port (e.g. 127.0.0.1:1885)")
+    return host, int(port_text)
+
+
+def parse_listen_address(text: str, where: str) -> tuple[str, int]:
+    """`host:port` of a listener -> (host, port); port 0 asks for any free port."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ShoalInputError(
+            f"{where}: {text!r} is not HOST:PORT (accepted: a local address and a port "
+            "0..65535, 0 picks a free one, e.g. 127.0.0.1:5600)"
+        )
     return host, int(port_text)
 
 
@@ -314,6 +329,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
             "id",
             "udp",
             "serial",
+            "serial_listen",
             "advertise_interval_s",
             "advertise_to",
             "multicast",
@@ -359,6 +375,10 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         gateway_id=gateway_id,
         udp=parse_host_port(udp_text, f"{path}: field 'gateway.udp'") if udp_text else None,
         serial=gateway.strings("serial"),
+        serial_listen=tuple(
+            parse_listen_address(text, f"{path}: field 'gateway.serial_listen'")
+            for text in gateway.strings("serial_listen")
+        ),
         advertise_interval_s=advertise_interval_s,
         advertise_to=(
             parse_host_port(advertise_text, f"{path}: field 'gateway.advertise_to'")

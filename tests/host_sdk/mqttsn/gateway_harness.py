@@ -349,9 +349,23 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def ready_line_addresses(line: str, key: str) -> list[tuple[str, int]]:
+    """The `host:port` addresses of field `key` (e.g. "serial_listen") in the gateway's ready
+    line `gateway ready udp=H:P ... key=H:P,H:P` (empty for "-" or a missing field)."""
+    for field in line.split()[2:]:
+        name, _, value = field.partition("=")
+        if name == key and value != "-":
+            return [
+                (host, int(port))
+                for host, _, port in (text.rpartition(":") for text in value.split(","))
+            ]
+    return []
+
+
 class ShoalGatewayProcess:
     """`shoal gateway` (python -m host_sdk.cli gateway) as a child process on 127.0.0.1, so a test
     can SIGKILL it mid-session and start it again on the same UDP port with the same arguments.
+    `serial_listen`: the bound (host, port) of each `--serial-listen` (from the ready line).
     Give it `--state-dir` under the test's tmp_path: the default is the user's state directory.
     `stop()` ends it (SIGTERM, then SIGKILL); fixtures call it in a `finally`."""
 
@@ -360,6 +374,7 @@ class ShoalGatewayProcess:
         self.args = list(args)
         self.port = port
         self.starts = 0
+        self.serial_listen: list[tuple[str, int]] = []
         self.process: ClientProcess | None = None
         self.start()
 
@@ -373,6 +388,7 @@ class ShoalGatewayProcess:
         self.starts += 1
         line = self.process.lines[self.process.wait_line("gateway ready", 30)]
         self.port = int(line.split()[2].removeprefix("udp=").rpartition(":")[2])
+        self.serial_listen = ready_line_addresses(line, "serial_listen")
 
     def kill(self) -> None:
         """SIGKILL: no clean stop, as a power cut or an OOM kill would do."""
