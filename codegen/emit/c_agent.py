@@ -1,12 +1,20 @@
-"""The C agent generator for the `native` board: a role spec becomes a complete C project.
+"""The C agent generator: a role spec becomes a complete C project for one board.
 
 Responsible for: writing, into one folder, `main.c` (rendered from
-`firmware_templates/c/agent/main.c.j2`: the event loop, presence, the command handlers; it
-includes `role_logic.c.j2`: simulated sensors, windows, triggers, the role's publishes), the
-role's models (`codegen.model_compiler.generate_models`), the MQTT-SN C client, the POSIX UDP
-transport and the agent protocol codec (copied from `firmware_templates/c/`), a `Makefile` for
-the host gcc, `shoal_agent_firmware_id.h` and an `agent.json` manifest. Every number the
-template prints (topic levels, periods in ms, per-layer operator codes and MACs, RAM budget) is
+`firmware_templates/c/agent/main.c.j2`: the platform-neutral event loop, presence, the command
+handlers; it includes `role_logic.c.j2`: simulated sensors, windows, triggers, the role's
+publishes), the role's models (`codegen.model_compiler.generate_models`), the MQTT-SN C client,
+the agent protocol codec and the board's platform layer (copied from `firmware_templates/c/`,
+chosen by `AGENT_BOARDS`: board -> platform, HAL folders, toolchain, linker script), a
+`Makefile` (host gcc -> `agent`, or arm-none-eabi-gcc -> `agent.elf`),
+`shoal_agent_firmware_id.h` and an `agent.json` manifest (`artifact` and `build` say what the
+Makefile produces and with which toolchain). Platforms: `posix` (a native process over UDP,
+`shoal_agent_platform_posix.c`) and `hal` (any bare-metal board implementing `shoal_hal.h`,
+`shoal_agent_platform_hal.c`: MQTT-SN frames on the HAL's UART, console on
+`shoal_hal_console_write`). Bare-metal buffers are sized for the role (largest message, layer
+count) and the static RAM estimate (`static_ram_estimate`) must fit the board's
+`app_ram_bytes`, else generation fails before writing anything. Every number the template
+prints (topic levels, periods in ms, per-layer operator codes and MACs, RAM budget) is
 computed here. Every file starts with a stamp (generator version, spec and model hashes, board,
 "do not edit"). The firmware id is the first 8 bytes of the SHA-256 over the generated sources
 (every file but the id header and the manifest, in name order, each as name, NUL, bytes, NUL);
@@ -16,7 +24,8 @@ Must not: build or run anything, read anything but the spec (for its hash), its 
 replay files and the templates, or
 leave a half-written folder: everything is rendered into a temporary sibling folder that is
 renamed into place at the end (a folder that holds no `agent.json` is never replaced).
-Boards other than `native` are refused today (QEMU and real boards come later).
+Boards without an `AGENT_BOARDS` entry are refused (a real Cortex-M board is added by one
+entry once its HAL folder exists).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import math
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from tflite.BuiltinOperator import BuiltinOperator
@@ -45,7 +55,39 @@ from codegen.model_compiler import (
     sanitize_prefix,
 )
 
-SUPPORTED_BOARDS = ("native",)
+
+@dataclass(frozen=True)
+class AgentBoard:
+    """How the agent is built for one board.
+
+    `platform`: "posix" or "hal". `hal_folders`: folders under firmware_templates/c/hal whose
+    .c/.h/.ld files are copied flat into the project (hal only). `linker_script`: the copied
+    script the Makefile links with (hal only). `defines`: extra -D flags (the console on a
+    second UART where the board has one). The compiler and cflags come from the board TOML.
+    """
+
+    platform: str
+    hal_folders: tuple[str, ...] = ()
+    linker_script: str | None = None
+    defines: tuple[str, ...] = ()
+
+
+AGENT_BOARDS: dict[str, AgentBoard] = {
+    "native": AgentBoard(platform="posix"),
+    "qemu-lm3s6965evb": AgentBoard(
+        platform="hal",
+        hal_folders=("qemu/common", "qemu/lm3s6965evb"),
+        linker_script="shoal_board.ld",
+        defines=("SHOAL_HAL_CONSOLE_UART=1",),
+    ),
+    "qemu-mps2-an386": AgentBoard(
+        platform="hal",
+        hal_folders=("qemu/common", "qemu/mps2_an386"),
+        linker_script="shoal_board.ld",
+        defines=("SHOAL_HAL_CONSOLE_UART=1",),
+    ),
+}
+SUPPORTED_BOARDS = tuple(AGENT_BOARDS)
 MAX_MODELS = 4  # agent protocol v1: models list8 of 0..4
 MAX_PAYLOAD_BYTES = 2048  # agent protocol MAX_MESSAGE_BYTES; the hosted C client's payload cap
 CMD_HEADER_BYTES = 7  # version, kind, corr u16, code u8, args length u16
@@ -58,13 +100,37 @@ MANIFEST = "agent.json"
 RUNTIME_FILES = (
     "agent/shoal_agent_protocol.h",
     "agent/shoal_agent_protocol.c",
+    "agent/shoal_agent_platform.h",
     "mqttsn/shoal_mqttsn_client.h",
     "mqttsn/shoal_mqttsn_client.c",
     "mqttsn/shoal_mqttsn_codec.h",
     "mqttsn/shoal_mqttsn_codec.c",
-    "hal/posix/shoal_hal_posix.h",
-    "hal/posix/shoal_hal_posix.c",
 )
+PLATFORM_FILES = {
+    "posix": (
+        "agent/shoal_agent_platform_posix.c",
+        "hal/posix/shoal_hal_posix.h",
+        "hal/posix/shoal_hal_posix.c",
+    ),
+    "hal": (
+        "agent/shoal_agent_platform_hal.c",
+        "hal/shoal_hal.h",
+        "hal/shoal_uart_transport.h",
+        "hal/shoal_uart_transport.c",
+        "mqttsn/shoal_frame.h",
+        "mqttsn/shoal_frame.c",
+    ),
+}
+# Bare-metal sizing (bytes / entries): messages the agent sends fit SHOAL_AGENT_SMALL_PAYLOAD
+# except cmd/resp (sized by the models) and JSON publishes (text).
+SMALL_PAYLOAD_BYTES = 256
+JSON_PAYLOAD_BYTES = 512
+HAL_OUTBOX_LEN = 4
+HAL_CMD_QUEUE_LEN = 2
+# RAM the HAL, newlib-nano and printf need beside the agent's own statics (measured on the
+# QEMU boards: the UART ring, newlib's reent and stdio, the heap printf's float conversion
+# takes), bytes.
+HAL_RUNTIME_RAM_BYTES = 3072
 RESERVED_PREFIXES = ("main", "agent", "shoal")
 
 
@@ -80,7 +146,7 @@ def firmware_id_of(folder: Path) -> str:
 def _is_source(name: str) -> bool:
     """Files the firmware id covers: every generated source but the id header and manifest."""
     return name not in (FIRMWARE_ID_HEADER, MANIFEST) and (
-        name.endswith((".c", ".h")) or name == "Makefile"
+        name.endswith((".c", ".h", ".ld")) or name == "Makefile"
     )
 
 
@@ -96,10 +162,10 @@ def generate_c_agent(role: RoleSpec, board: Board, out_dir: Path) -> list[Path]:
     aggregates, QoS -1, subscribes, duty cycle) are listed in agent.json `not_implemented` and
     printed as NOTE lines at boot.
     """
-    if board.name not in SUPPORTED_BOARDS:
+    if board.name not in AGENT_BOARDS:
         raise ShoalInputError(
-            f"{role.source}: board '{board.name}': the C agent generator supports only "
-            f"{', '.join(SUPPORTED_BOARDS)} today (QEMU and real boards are not done yet)"
+            f"{role.source}: board '{board.name}': the C agent generator supports "
+            f"{', '.join(SUPPORTED_BOARDS)} (other boards have no agent platform entry yet)"
         )
     if len(role.models) > MAX_MODELS:
         raise ShoalInputError(
@@ -170,12 +236,25 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
     for path in sorted(folder.iterdir()):
         files[path.name] = f"/* {stamp} */\n" + path.read_text()
         path.unlink()
-    for relative in RUNTIME_FILES:
+    agent_board = AGENT_BOARDS[board.name]
+    posix = agent_board.platform == "posix"
+    for relative in _copied_files(agent_board):
         text = (TEMPLATES_DIR / "c" / relative).read_text()
         files[Path(relative).name] = f"/* {stamp} */\n" + text
     client_id = render_client_id(role.client_id, role.name, role.role, board.name, uid=spec_sha[:8])
     heartbeat_ms = max(1, round(role.presence.heartbeat_s * 1000))
-    context = {
+    logic = _role_logic(role, board, models)
+    sizing = _sizing(role, models, logic, posix)
+    estimate = static_ram_estimate(models, logic, sizing, posix)
+    if not posix and estimate > board.memory.app_ram_bytes:
+        raise ShoalInputError(
+            f"{role.source}: board '{board.name}': the agent needs about {estimate} bytes of "
+            f"static RAM (models: "
+            + ", ".join(f"{m['name']} arena {m['arena_bytes']}" for m in models)
+            + f"; messages up to {sizing['max_payload']} bytes), more than the board's "
+            f"app_ram_bytes {board.memory.app_ram_bytes}; use a smaller model or a larger board"
+        )
+    context: dict[str, object] = {
         "stamp": stamp,
         "role": role.role,
         "name": role.name,
@@ -188,7 +267,14 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
         "keepalive_s": max(1, min(65535, math.ceil(role.presence.heartbeat_s * 2))),
         "client_tick_ms": CLIENT_TICK_MS,
         "ram_budget_bytes": board.memory.app_ram_bytes,
-        "max_payload": MAX_PAYLOAD_BYTES,
+        **sizing,
+        "posix": posix,
+        "agent_kind": "native" if posix else "C",
+        "platform_text": ("a POSIX process" if posix else "bare metal through shoal_hal.h"),
+        "wait_text": "poll() on the UDP socket" if posix else "WFI until a UART byte",
+        "platform_source": (
+            "shoal_agent_platform_posix.c" if posix else "shoal_agent_platform_hal.c"
+        ),
         "commands": {name: name in role.commands for name in _COMMAND_CODES},
         "will": role.presence.will,
         "birth": role.presence.birth,
@@ -200,11 +286,25 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
         "layers_per_profile": LAYERS_PER_PROFILE,
         "firmware_id_header": FIRMWARE_ID_HEADER,
     }
-    context.update(_role_logic(role, board, models))
+    context.update(logic)
     files["main.c"] = env.get_template("c/agent/main.c.j2").render(context)
     sources = sorted(name for name in files if name.endswith(".c"))
+    artifact = "agent" if posix else "agent.elf"
+    cflags = list(board.toolchain.cflags)
+    if not posix:
+        cflags += ["-Wall", "-Wextra", "-Werror"]
+        cflags += [f"-D{d}" for d in agent_board.defines]
+        cflags.append(f"-DSHOAL_MQTTSN_MAX_PAYLOAD={sizing['max_payload']}")
     files["Makefile"] = env.get_template("c/agent/Makefile.j2").render(
-        stamp=stamp, sources=sources, cflags=" ".join(board.toolchain.cflags)
+        stamp=stamp,
+        sources=sources,
+        cflags=" ".join(cflags),
+        compiler=board.toolchain.compiler,
+        posix=posix,
+        artifact=artifact,
+        linker_script=agent_board.linker_script,
+        linker_inputs=sorted(name for name in files if name.endswith(".ld")),
+        printf_float=_json_publishes(logic),
     )
     for name, text in files.items():
         (folder / name).write_text(text)
@@ -245,12 +345,126 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
         ],
         "heartbeat_ms": heartbeat_ms,
         "not_implemented": context["not_implemented"],
-        "executable": "agent",
+        "executable": artifact,
+        "artifact": artifact,
+        "build": {"tool": "make", "toolchain": board.toolchain.compiler},
+        "platform": agent_board.platform,
+        "static_ram_estimate_bytes": estimate,
+        "app_ram_bytes": board.memory.app_ram_bytes,
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 _COMMAND_CODES = ("infer", "set_param", "status", "profile", "reboot", "sleep")
+
+
+def _dicts(value: object) -> list[dict[str, object]]:
+    """A list of fact dicts (from _models/_role_logic), typed for mypy."""
+    assert isinstance(value, list)
+    return value
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _json_publishes(logic: dict[str, object]) -> bool:
+    return any(bool(p["json"]) for p in _dicts(logic["publishes"]))
+
+
+def _copied_files(agent_board: AgentBoard) -> list[str]:
+    """Runtime files copied into the project (relative to firmware_templates/c)."""
+    copied = [*RUNTIME_FILES, *PLATFORM_FILES[agent_board.platform]]
+    for folder in agent_board.hal_folders:
+        base = TEMPLATES_DIR / "c" / "hal" / folder
+        copied += sorted(
+            f"hal/{folder}/{p.name}"
+            for p in base.iterdir()
+            if p.is_file() and p.suffix in (".c", ".h", ".ld")
+        )
+    names = [Path(r).name for r in copied]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:  # a flat project folder: two HAL files of one name would overwrite
+        raise ShoalInputError(f"C agent HAL folders {agent_board.hal_folders}: {duplicates} twice")
+    return copied
+
+
+def _sizing(
+    role: RoleSpec, models: list[dict[str, object]], logic: dict[str, object], posix: bool
+) -> dict[str, int]:
+    """Buffer sizes of the agent: the hosted ones on posix; on bare metal the largest message
+    the role needs (a cmd carrying an input, a resp carrying an output, 256 for every other
+    kind, 512 with JSON publishes), fewer queue entries and one timing slot per operator."""
+    if posix:
+        return {
+            "max_payload": MAX_PAYLOAD_BYTES,
+            "outbox_len": 8,
+            "cmd_queue_len": 4,
+            "max_layers": 1024,
+        }
+    need = JSON_PAYLOAD_BYTES if _json_publishes(logic) else SMALL_PAYLOAD_BYTES
+    for m in models:
+        need = max(
+            need,
+            _int(m["input_bytes"]) + 1 + CMD_HEADER_BYTES,
+            _int(m["output_bytes"]) + RESP_HEADER_BYTES,
+        )
+    max_layers = max(
+        (_int(layer["index"]) + 1 for m in models for layer in _dicts(m["layers"])),
+        default=1,
+    )
+    del role
+    return {
+        "max_payload": (need + 15) // 16 * 16,
+        "outbox_len": HAL_OUTBOX_LEN,
+        "cmd_queue_len": HAL_CMD_QUEUE_LEN,
+        "max_layers": max_layers,
+    }
+
+
+# Sizes (bytes, 32-bit Cortex-M) of the parts of the agent's static RAM that do not scale with
+# the message size, rounded up: two shoal_agent_msg, a topic table entry, the agent state's
+# scalars, the MQTT-SN client without its buffers, the UART transport framing state.
+_AGENT_MSG_BYTES = 720
+_TOPIC_BYTES = 65
+_AGENT_SCALARS_BYTES = 160
+_CLIENT_FIXED_BYTES = 16 * 72 + 8 * 72 + 160
+_OP_FIXED_BYTES = 96
+
+
+def static_ram_estimate(
+    models: list[dict[str, object]],
+    logic: dict[str, object],
+    sizing: dict[str, int],
+    posix: bool,
+) -> int:
+    """Bytes of RAM the agent's statics and the platform runtime take (an upper estimate that
+    the QEMU build tests compare with arm-none-eabi-size)."""
+    payload = sizing["max_payload"]
+    packet = payload + 64 + 16  # SHOAL_MQTTSN_MAX_PACKET
+    frame = packet + 2 + (packet + 2) // 254 + 2  # SHOAL_FRAME_ENCODED_MAX
+    total = sum(
+        _int(m[key]) + 16 for m in models for key in ("arena_bytes", "input_bytes", "output_bytes")
+    )
+    total += 4 * sizing["max_layers"]
+    total += sizing["outbox_len"] * (payload + 4) + payload  # outbox, encode buffer
+    total += sizing["cmd_queue_len"] * (payload + 4)
+    total += 2 * _AGENT_MSG_BYTES + _AGENT_SCALARS_BYTES
+    topics = 8 + len(_dicts(logic["publishes"]))
+    total += topics * _TOPIC_BYTES
+    total += payload  # role logic's application payload
+    for feed in _dicts(logic["feeds"]):
+        total += 4 * _int(feed["window_elements"])
+    total += 4 * (_int(logic["max_sample_elements"]) + 4) * len(_dicts(logic["sensors"]))
+    total += 4 * (SHOAL_MQTTSN_QUEUE_LEN * (packet + _OP_FIXED_BYTES) // 4)
+    total += 3 * packet + _CLIENT_FIXED_BYTES
+    if not posix:
+        total += 2 * frame + 64 + HAL_RUNTIME_RAM_BYTES
+    return total
+
+
+SHOAL_MQTTSN_QUEUE_LEN = 4
 
 
 def _models(role: RoleSpec, folder: Path) -> list[dict[str, object]]:

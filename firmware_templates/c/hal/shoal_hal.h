@@ -17,8 +17,15 @@
  * pointer to caller memory. The HAL owns the UART and the system timer (SysTick on Cortex-M):
  * firmware must not reprogram them.
  *
- * stdio: on platforms with newlib (QEMU boards), printf/puts/putchar go to the same UART
- * through the `_write` syscall, line-buffered; shoal_hal_exit() flushes stdout first.
+ * stdio: on platforms with newlib (QEMU boards), printf/puts/putchar go to the console
+ * (shoal_hal_console_write) through the `_write` syscall, line-buffered; shoal_hal_exit() and
+ * shoal_hal_reset() flush stdout first.
+ *
+ * Console vs link: the "UART" functions below are the link (MQTT-SN frames to a gateway, or a
+ * test's stdin/stdout). The console is where humans and tests read log lines. By default it
+ * is the same UART; a board with a second UART routes the console there when built with
+ * -DSHOAL_HAL_CONSOLE_UART=1 (QEMU boards: UART1, QEMU's second -serial), as real boards
+ * keep a debug console apart from the link.
  */
 #ifndef SHOAL_HAL_H
 #define SHOAL_HAL_H
@@ -42,6 +49,14 @@ int shoal_hal_uart_getc(void);
 /* Send len bytes from data (blocking, in order); same UART as shoal_hal_uart_putc. */
 void shoal_hal_uart_write(const uint8_t *data, size_t len);
 
+/* 1 when shoal_hal_uart_getc() would return a byte now, else 0 (never blocks, consumes
+ * nothing): lets a firmware sleep in shoal_hal_idle() until input arrives. */
+int shoal_hal_uart_rx_ready(void);
+
+/* Write len bytes of console text (blocking, in order): the link UART, or a second UART
+ * where the board has one and SHOAL_HAL_CONSOLE_UART=1 (see "Console vs link" above). */
+void shoal_hal_console_write(const uint8_t *data, size_t len);
+
 /* Milliseconds since shoal_hal_init(); free-running, wraps after 2^32 ms (~49.7 days). */
 uint32_t shoal_hal_now_ms(void);
 
@@ -54,6 +69,9 @@ uint32_t shoal_hal_now_ms(void);
  */
 uint32_t shoal_hal_cycles(void);
 
+/* Ticks of shoal_hal_cycles() per second (the core clock QEMU models on QEMU boards). */
+uint32_t shoal_hal_cycles_hz(void);
+
 /* Sleep until the next interrupt (WFI on Cortex-M): lets an idle emulated board cost no CPU. */
 void shoal_hal_idle(void);
 
@@ -63,6 +81,15 @@ void shoal_hal_idle(void);
  * Does not return.
  */
 void shoal_hal_exit(int code) __attribute__((noreturn));
+
+/*
+ * Reset the whole system as a reset button would (Cortex-M: SCB->AIRCR SYSRESETREQ), after
+ * flushing stdout. RAM outside .data/.bss (a `.noinit` section) keeps its contents, so a
+ * firmware can pass facts to the next boot. On QEMU the machine resets and runs the same
+ * ELF again; the -serial connections stay open (unless QEMU runs with -no-reboot, which
+ * makes it exit instead). Does not return.
+ */
+void shoal_hal_reset(void) __attribute__((noreturn));
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,10 @@
  *
  * Responsible for: a 1 kHz SysTick interrupt driving shoal_hal_now_ms() and
  * shoal_hal_cycles(), WFI idling, and exit through semihosting. The UART functions come from
- * the board folder. Must not: touch board peripherals other than the core's SysTick/SCB.
+ * the board folder; the console goes to the board's shoal_qemu_console_putc. Reset: SCB AIRCR
+ * SYSRESETREQ, which QEMU turns into a machine reset (the same ELF boots again, RAM outside
+ * what the ELF loads is kept, the -serial connections stay). Must not: touch board
+ * peripherals other than the core's SysTick/SCB.
  *
  * Clock source: the core clock (CLKSOURCE=1) at SHOAL_QEMU_CORE_HZ from the board's
  * shoal_qemu_board.h, so shoal_hal_cycles() counts core clock periods (12.5 MHz on
@@ -78,6 +81,37 @@ void shoal_hal_uart_write(const uint8_t *data, size_t len)
     size_t i;
     for (i = 0; i < len; ++i) {
         shoal_hal_uart_putc(data[i]);
+    }
+}
+
+uint32_t shoal_hal_cycles_hz(void)
+{
+    return SHOAL_QEMU_CORE_HZ;
+}
+
+void shoal_hal_console_write(const uint8_t *data, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; ++i) {
+        shoal_qemu_console_putc(data[i]);
+    }
+}
+
+#define SCB_AIRCR (*(volatile uint32_t *)0xE000ED0Cu)
+#define SCB_AIRCR_VECTKEY (0x05FAu << 16)
+#define SCB_AIRCR_PRIGROUP_MASK (7u << 8)
+#define SCB_AIRCR_SYSRESETREQ (1u << 2)
+
+void shoal_hal_reset(void)
+{
+    if (shoal_qemu_flush_stdio) {
+        shoal_qemu_flush_stdio();
+    }
+    __asm__ volatile("dsb" ::: "memory");
+    SCB_AIRCR = SCB_AIRCR_VECTKEY | (SCB_AIRCR & SCB_AIRCR_PRIGROUP_MASK) | SCB_AIRCR_SYSRESETREQ;
+    __asm__ volatile("dsb" ::: "memory");
+    for (;;) {
+        __asm__ volatile("wfi");
     }
 }
 

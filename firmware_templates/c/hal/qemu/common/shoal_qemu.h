@@ -35,6 +35,14 @@ void shoal_qemu_uart_init(void);
  */
 int shoal_qemu_uart_irq(uint32_t irq);
 
+/* Console UART: 0 = the link UART (UART0, the default), 1 = UART1 (QEMU's second -serial). */
+#ifndef SHOAL_HAL_CONSOLE_UART
+#define SHOAL_HAL_CONSOLE_UART 0
+#endif
+
+/* Provided by the board's UART driver: one console byte (polled) on the console UART. */
+void shoal_qemu_console_putc(uint8_t byte);
+
 /* Bytes the UART receive ring holds before it drops input (a power of two). */
 #ifndef SHOAL_QEMU_UART_RX_BYTES
 #define SHOAL_QEMU_UART_RX_BYTES 256u

@@ -105,7 +105,7 @@ void shoal_external_irq_handler(void)
 static void put_text(const char *text)
 {
     while (*text != '\0') {
-        shoal_hal_uart_putc((uint8_t)*text++);
+        shoal_qemu_console_putc((uint8_t)*text++);
     }
 }
 

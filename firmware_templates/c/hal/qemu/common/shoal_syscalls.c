@@ -1,7 +1,8 @@
 /*
  * shoal_syscalls.c - newlib system calls for the QEMU boards: stdio on the UART, a bounded heap.
  *
- * Responsible for: _write/_read on the board UART (fds 0, 1, 2), _sbrk between the end of
+ * Responsible for: _write on the console (fds 1, 2: shoal_hal_console_write, the link UART
+ * unless SHOAL_HAL_CONSOLE_UART=1 moves it), _read on the link UART (fd 0), _sbrk between the end of
  * .bss and the bottom of the stack (malloc fails cleanly instead of overwriting the stack),
  * and the small rest newlib links against. Must not: be used by Shoal's own runtime for
  * anything but printing (generated code never allocates).
@@ -44,7 +45,7 @@ int _write(int fd, const void *buf, size_t len)
         errno = EBADF;
         return -1;
     }
-    shoal_hal_uart_write((const uint8_t *)buf, len);
+    shoal_hal_console_write((const uint8_t *)buf, len);
     return (int)len;
 }
 

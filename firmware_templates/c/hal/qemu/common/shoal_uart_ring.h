@@ -30,6 +30,11 @@ static inline void shoal_uart_ring_push(shoal_uart_ring *ring, uint8_t byte)
     ring->head = head + 1u;
 }
 
+static inline int shoal_uart_ring_ready(const shoal_uart_ring *ring)
+{
+    return ring->tail != ring->head;
+}
+
 static inline int shoal_uart_ring_pop(shoal_uart_ring *ring)
 {
     uint32_t tail = ring->tail;

@@ -11,4 +11,8 @@
  */
 #define SHOAL_QEMU_CORE_HZ 12500000u
 
+/* The second PL011 (UART1), QEMU's second -serial: the console with SHOAL_HAL_CONSOLE_UART=1.
+ * QEMU's stellaris machine: UARTs at 0x4000C000, 0x4000D000, 0x4000E000 (IRQ 5, 6, 33). */
+#define SHOAL_QEMU_CONSOLE_UART_BASE 0x4000D000u
+
 #endif /* SHOAL_QEMU_BOARD_H */
