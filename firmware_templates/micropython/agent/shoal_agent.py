@@ -129,8 +129,10 @@ class WifiLink:
             raise ConfigError(
                 "WIFI_SSID is empty in shoal_config.py: set the network name and WIFI_PASSWORD"
             )
-        import network
-
+        try:
+            import network
+        except ImportError:
+            raise ConfigError("this MicroPython port has no network module (no Wi-Fi)")
         country = getattr(site, "WIFI_COUNTRY", "")
         if country and hasattr(network, "country"):
             network.country(country)
@@ -176,8 +178,12 @@ class PolledUart:
 
 
 def open_uart(site):
-    import machine
+    try:
+        import machine
 
+        machine.UART
+    except (ImportError, AttributeError):
+        raise ConfigError("this MicroPython port has no machine.UART")
     uart_id = _setting(site, "UART_ID")
     baudrate = _setting(site, "BAUDRATE")
     kwargs = {}
