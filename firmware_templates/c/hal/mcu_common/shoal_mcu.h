@@ -10,10 +10,11 @@
  *   - the link UART carries shoal_hal_uart_putc/getc/write (MQTT-SN frames through
  *     shoal_uart_transport.c to the gateway's serial link). Its receive side is interrupt-fed
  *     into a ring of SHOAL_MCU_UART_RX_BYTES.
- *   - the console UART (transmit only) carries stdout/stderr (printf through newlib's _write)
- *     and the fault/exit reports, so text never corrupts the frames on the link.
- * Define SHOAL_HAL_STDIO_ON_LINK=1 to send stdout to the link UART instead (one-cable builds
- * such as hal_selftest.c, which reads and prints on the same port).
+ *   - the second UART (transmit only) is the console when built with
+ *     -DSHOAL_HAL_CONSOLE_UART=1: shoal_hal_console_write, stdout/stderr (printf through
+ *     newlib's _write) and the exit/fault reports then never mix with the frames on the link.
+ *     With the default SHOAL_HAL_CONSOLE_UART=0 (shoal_hal.h "Console vs link") the console is
+ *     the link UART, for one-cable programs such as hal_selftest.c.
  *
  * Baud rates: SHOAL_HAL_LINK_BAUD and SHOAL_HAL_CONSOLE_BAUD (default 115200, 8N1, no flow
  * control).
@@ -34,8 +35,8 @@ extern "C" {
 #ifndef SHOAL_HAL_CONSOLE_BAUD
 #define SHOAL_HAL_CONSOLE_BAUD 115200u
 #endif
-#ifndef SHOAL_HAL_STDIO_ON_LINK
-#define SHOAL_HAL_STDIO_ON_LINK 0
+#ifndef SHOAL_HAL_CONSOLE_UART
+#define SHOAL_HAL_CONSOLE_UART 0
 #endif
 
 /* Bytes the link UART's receive ring holds before it drops input (a power of two). */
@@ -53,11 +54,8 @@ extern uint32_t shoal_mcu_core_hz;
  */
 void shoal_mcu_board_init(void);
 
-/* Provided by the family folder: send one byte on the console UART (polled, blocking). */
+/* Provided by the family folder: send one byte on the second (console) UART, polled. */
 void shoal_mcu_console_putc(uint8_t byte);
-
-/* Send len bytes on the console UART (mcu_common/shoal_mcu_common.c). */
-void shoal_mcu_console_write(const uint8_t *data, size_t len);
 
 /* Exception entry points named in each family's vector table. */
 void shoal_reset_handler(void);

@@ -2,9 +2,11 @@
  * shoal_mcu_common.c - the parts of shoal_hal.h that are the same on every real Cortex-M board.
  *
  * Responsible for: shoal_hal_uart_write (bytes through the family's shoal_hal_uart_putc),
- * shoal_hal_idle (WFI), shoal_hal_exit and the unexpected-exception report (both printed on
- * the console UART, then the core is parked), console writes. Must not: touch peripherals
- * other than the core's own registers; UARTs and clocks belong to the family folder.
+ * shoal_hal_console_write (the second UART with SHOAL_HAL_CONSOLE_UART=1, else the link UART),
+ * shoal_hal_idle (WFI), shoal_hal_reset (SCB AIRCR SYSRESETREQ, Armv7-M ARM B3.2.6 / Armv6-M
+ * ARM B3.2.6), shoal_hal_exit and the unexpected-exception report (both printed on the
+ * console, then the core is parked). Must not: touch peripherals other than the core's own
+ * registers; UARTs and clocks belong to the family folder.
  *
  * Exit on a real board: there is no host to take a status (no semihosting: a BKPT without a
  * debugger attached would lock the core up), so shoal_hal_exit flushes stdout, prints
@@ -24,11 +26,38 @@ void shoal_hal_uart_write(const uint8_t *data, size_t len)
     }
 }
 
-void shoal_mcu_console_write(const uint8_t *data, size_t len)
+static void console_putc(uint8_t byte)
+{
+#if SHOAL_HAL_CONSOLE_UART == 1
+    shoal_mcu_console_putc(byte);
+#else
+    shoal_hal_uart_putc(byte);
+#endif
+}
+
+void shoal_hal_console_write(const uint8_t *data, size_t len)
 {
     size_t i;
     for (i = 0; i < len; ++i) {
-        shoal_mcu_console_putc(data[i]);
+        console_putc(data[i]);
+    }
+}
+
+#define SCB_AIRCR (*(volatile uint32_t *)0xE000ED0Cu)
+#define SCB_AIRCR_VECTKEY (0x05FAu << 16)
+#define SCB_AIRCR_PRIGROUP_MASK (7u << 8) /* kept as it is (reads as 0 on Armv6-M) */
+#define SCB_AIRCR_SYSRESETREQ (1u << 2)
+
+void shoal_hal_reset(void)
+{
+    if (shoal_mcu_flush_stdio) {
+        shoal_mcu_flush_stdio();
+    }
+    __asm__ volatile("dsb" ::: "memory");
+    SCB_AIRCR = SCB_AIRCR_VECTKEY | (SCB_AIRCR & SCB_AIRCR_PRIGROUP_MASK) | SCB_AIRCR_SYSRESETREQ;
+    __asm__ volatile("dsb" ::: "memory");
+    for (;;) {
+        __asm__ volatile("wfi");
     }
 }
 
@@ -40,7 +69,7 @@ void shoal_hal_idle(void)
 static void put_text(const char *text)
 {
     while (*text != '\0') {
-        shoal_mcu_console_putc((uint8_t)*text++);
+        console_putc((uint8_t)*text++);
     }
 }
 

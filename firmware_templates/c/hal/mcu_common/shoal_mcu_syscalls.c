@@ -1,9 +1,9 @@
 /*
  * shoal_mcu_syscalls.c - newlib system calls for the real Cortex-M boards: stdout on the
- * console UART, stdin from the link UART, a bounded heap.
+ * console, stdin from the link UART, a bounded heap.
  *
- * Responsible for: _write (fds 1 and 2) to the console UART, or to the link UART when built
- * with SHOAL_HAL_STDIO_ON_LINK=1; _read (fd 0) from the link UART's receive ring; _sbrk between
+ * Responsible for: _write (fds 1 and 2) to shoal_hal_console_write (the second UART with
+ * SHOAL_HAL_CONSOLE_UART=1, else the link UART); _read (fd 0) from the link UART's receive ring; _sbrk between
  * the end of .bss and the stack reserved at the top of RAM (malloc fails cleanly instead of
  * overwriting the stack), and the small rest newlib links against. Must not: be used by
  * Shoal's own runtime for anything but printing (generated code never allocates).
@@ -46,11 +46,7 @@ int _write(int fd, const void *buf, size_t len)
         errno = EBADF;
         return -1;
     }
-#if SHOAL_HAL_STDIO_ON_LINK
-    shoal_hal_uart_write((const uint8_t *)buf, len);
-#else
-    shoal_mcu_console_write((const uint8_t *)buf, len);
-#endif
+    shoal_hal_console_write((const uint8_t *)buf, len);
     return (int)len;
 }
 

@@ -316,6 +316,16 @@ int shoal_hal_uart_getc(void)
     return shoal_mcu_ring_pop(&link_rx);
 }
 
+int shoal_hal_uart_rx_ready(void)
+{
+    return link_rx.tail != link_rx.head;
+}
+
+uint32_t shoal_hal_cycles_hz(void)
+{
+    return shoal_mcu_core_hz;
+}
+
 void shoal_mcu_console_putc(uint8_t byte)
 {
     while ((UART_FR(UART1_BASE) & UART_FR_TXFF) != 0u) {
