@@ -368,7 +368,7 @@ class Gateway:
         self.serial_links: dict[SerialAddress, SerialLink] = {}
         self.serial_listeners: list[SerialListener] = []
         self.serial_connections: dict[SerialAddress, SerialConnection] = {}
-        self._serial_accepted = 0
+        self._serial_sequence = 0
         self.bridge: MqttBridge | None = None
         self.upstream: Upstream | None = None
         self.session_store: SessionStore | None = None
@@ -554,9 +554,9 @@ class Gateway:
     ) -> None:
         peer_info = writer.get_extra_info("peername")
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
-        self._serial_accepted += 1
+        self._serial_sequence += 1
         listener.accepted += 1
-        address = SerialAddress(f"tcp://{peer}#{self._serial_accepted}")
+        address = SerialAddress(f"tcp://{peer}#{self._serial_sequence}")
         connection = SerialConnection(address, peer, writer)
         connection.task = asyncio.current_task()
         listener.connections[address] = connection
@@ -577,7 +577,7 @@ class Gateway:
             if self.serial_connections.get(address) is connection:
                 del self.serial_connections[address]
             listener.closed(connection)
-            connection.close()
+            writer.close()  # what is already queued (e.g. the answer to a DISCONNECT) still goes
             _log.info("serial listener %s: connection from %s closed", listener.name, peer)
 
     async def _stop_serial_listeners(self) -> None:
@@ -751,6 +751,12 @@ class Gateway:
             snapshots, self.upstream.unreleased_qos2(), self._loop.time()
         )
         self.sessions_restored = len(self.registry.sessions)
+        # Connections accepted now must not get the address of a restored session.
+        for address in self.registry.sessions:
+            if isinstance(address, SerialAddress) and address.url.startswith("tcp://"):
+                _, _, number = address.url.rpartition("#")
+                if number.isdigit():
+                    self._serial_sequence = max(self._serial_sequence, int(number))
         self._apply_output(output)
         self._rearm()
 

@@ -387,7 +387,8 @@ class ShoalGatewayProcess:
         self.process = ClientProcess(argv)
         self.starts += 1
         line = self.process.lines[self.process.wait_line("gateway ready", 30)]
-        self.port = int(line.split()[2].removeprefix("udp=").rpartition(":")[2])
+        udp = ready_line_addresses(line, "udp")  # none with `--udp none` (serial only)
+        self.port = udp[0][1] if udp else 0
         self.serial_listen = ready_line_addresses(line, "serial_listen")
 
     def kill(self) -> None:

@@ -42,8 +42,12 @@ class TcpSerialDevice:
     """A device whose serial line is a TCP connection to the gateway's listener (what QEMU's
     `-serial tcp:HOST:PORT` makes of a UART)."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=5)
+    def __init__(self, address: tuple[str, int], local_port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", local_port))
+        self.sock.settimeout(5)
+        self.sock.connect(address)
         self.decoder = FrameDecoder()
         self._pending: list[bytes] = []
 
@@ -94,11 +98,11 @@ class TcpSerialDevice:
 
 
 @pytest.fixture
-def devices() -> Iterator[Callable[[tuple[str, int]], TcpSerialDevice]]:
+def devices() -> Iterator[Callable[..., TcpSerialDevice]]:
     made: list[TcpSerialDevice] = []
 
-    def make(address: tuple[str, int]) -> TcpSerialDevice:
-        made.append(TcpSerialDevice(address))
+    def make(address: tuple[str, int], local_port: int = 0) -> TcpSerialDevice:
+        made.append(TcpSerialDevice(address, local_port))
         return made[-1]
 
     try:
@@ -122,7 +126,7 @@ def listener_stats(gateway: GatewayThread) -> dict[str, Any]:
 def test_two_devices_connect_register_publish_and_receive_their_own_commands(
     probe: MqttProbe,
     start_gateway: Callable[..., GatewayThread],
-    devices: Callable[[tuple[str, int]], TcpSerialDevice],
+    devices: Callable[..., TcpSerialDevice],
 ) -> None:
     gateway = start_gateway(serial_listen=ANY_PORT)
     address = listen_address(gateway)
@@ -173,7 +177,7 @@ def test_two_devices_connect_register_publish_and_receive_their_own_commands(
 def test_a_closed_connection_ends_only_its_link_and_the_will_follows_the_keepalive(
     probe: MqttProbe,
     start_gateway: Callable[..., GatewayThread],
-    devices: Callable[[tuple[str, int]], TcpSerialDevice],
+    devices: Callable[..., TcpSerialDevice],
 ) -> None:
     gateway = start_gateway(serial_listen=ANY_PORT)
     address = listen_address(gateway)
@@ -201,6 +205,13 @@ def test_a_closed_connection_ends_only_its_link_and_the_will_follows_the_keepali
     stats = gateway.wait_stats(lambda s: s["gateway"]["wills_published"] == 1)
     assert stats["gateway"]["wills_published"] == 1
     assert survivor.request(codec.Pingreq()) == codec.Pingresp()
+    # A device that says DISCONNECT and closes its sending side still hears the answer.
+    survivor.send(codec.Disconnect())
+    survivor.sock.shutdown(socket.SHUT_WR)
+    assert survivor.receive() == codec.Disconnect()
+    assert survivor.sock.recv(1) == b""  # then the gateway closes the connection
+    stats = gateway.wait_stats(lambda s: listener_stats_of(s)["open"] == 0)
+    assert listener_stats_of(stats)["open"] == 0 and stats["clients"] == {}
 
 
 def listener_stats_of(stats: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +222,7 @@ def listener_stats_of(stats: dict[str, Any]) -> dict[str, Any]:
 def test_a_device_that_reconnects_on_a_new_connection_keeps_its_session(
     probe: MqttProbe,
     start_gateway: Callable[..., GatewayThread],
-    devices: Callable[[tuple[str, int]], TcpSerialDevice],
+    devices: Callable[..., TcpSerialDevice],
 ) -> None:
     # A rebooted board opens a new connection (new address): it takes its session over, keeps
     # its CleanSession=0 subscription, and its will is not published.
@@ -244,10 +255,38 @@ def test_a_device_that_reconnects_on_a_new_connection_keeps_its_session(
     assert stats["clients"]["phoenix"]["address"] in listener_stats_of(stats)["connections"]
 
 
+def test_connections_after_a_restart_never_take_a_restored_sessions_address(
+    start_gateway: Callable[..., GatewayThread],
+    devices: Callable[..., TcpSerialDevice],
+    tmp_path: Path,
+) -> None:
+    # The same peer port after a restart (the kernel may hand it out again; here it is forced)
+    # must not make a new device the owner of a restored CleanSession=0 session.
+    state_dir = str(tmp_path / "state")
+    first = start_gateway(serial_listen=ANY_PORT, state_dir=state_dir)
+    keeper = devices(listen_address(first))
+    local_port = keeper.sock.getsockname()[1]
+    reply = keeper.request(codec.Connect("keeper", 60, clean_session=False))
+    assert reply == codec.Connack(codec.RC_ACCEPTED)
+    keeper_address = first.stats()["clients"]["keeper"]["address"]
+    first.stop()  # aborts the connection (RST): the port is free again at once
+    keeper.close()
+
+    second = start_gateway(serial_listen=ANY_PORT, state_dir=state_dir)
+    assert second.stats()["clients"]["keeper"]["address"] == keeper_address  # restored
+    newcomer = devices(listen_address(second), local_port)
+    assert newcomer.sock.getsockname()[1] == local_port
+    assert newcomer.request(codec.Connect("newcomer", 60)) == codec.Connack(codec.RC_ACCEPTED)
+    clients = second.stats()["clients"]
+    assert clients["newcomer"]["address"] != keeper_address
+    assert clients["keeper"]["address"] == keeper_address
+    assert clients["keeper"]["state"] == "active"
+
+
 def test_garbage_is_counted_as_malformed_and_the_link_resynchronises(
     probe: MqttProbe,
     start_gateway: Callable[..., GatewayThread],
-    devices: Callable[[tuple[str, int]], TcpSerialDevice],
+    devices: Callable[..., TcpSerialDevice],
 ) -> None:
     gateway = start_gateway(serial_listen=ANY_PORT)
     device = devices(listen_address(gateway))
@@ -292,11 +331,11 @@ _NOISE: tuple[GatewayThread, TcpSerialDevice, FrameDecoder] | None = None
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(junk=st.binary(min_size=1, max_size=600))
+@given(junk=st.binary(min_size=1, max_size=2500))  # beyond 1029 bytes: an oversized frame
 def test_any_bytes_then_a_delimiter_leave_the_link_usable_and_counted_exactly(
     junk: bytes,
     start_gateway: Callable[..., GatewayThread],
-    devices: Callable[[tuple[str, int]], TcpSerialDevice],
+    devices: Callable[..., TcpSerialDevice],
 ) -> None:
     global _NOISE
     if _NOISE is None or _NOISE[0].loop.is_closed():
@@ -360,14 +399,17 @@ def test_a_serial_listen_address_in_use_is_one_line_and_exit_2(tmp_path: Path) -
 def test_the_toml_list_configures_listeners_reported_in_the_ready_line(
     broker: MosquittoBroker,
     tmp_path: Path,
-    devices: Callable[[tuple[str, int]], TcpSerialDevice],
+    devices: Callable[..., TcpSerialDevice],
 ) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text('[gateway]\nserial_listen = ["127.0.0.1:0", "127.0.0.1:0"]\n')
+    # Serial listeners only: no UDP socket at all.
     gateway = ShoalGatewayProcess(
-        broker.url, "--config", str(config), "--state-dir", str(tmp_path / "state")
-    )
+        broker.url, "--config", str(config), "--state-dir", str(tmp_path / "state"),
+        "--udp", "none",
+    )  # fmt: skip
     try:
+        assert gateway.port == 0  # the ready line says udp=-
         assert len(gateway.serial_listen) == 2 and len(set(gateway.serial_listen)) == 2
         for index, address in enumerate(gateway.serial_listen):
             device = devices(address)
@@ -399,7 +441,7 @@ def test_qemu_board_reaches_the_broker_through_the_serial_listener(
     broker: MosquittoBroker,
     probe: MqttProbe,
     tmp_path: Path,
-    devices: Callable[[tuple[str, int]], TcpSerialDevice],
+    devices: Callable[..., TcpSerialDevice],
 ) -> None:
     from tests.firmware.test_mqttsn_qemu import QEMU, build_demo
 
