@@ -103,6 +103,14 @@ class GatewayThread:
         assert address is not None
         return address[1]
 
+    @property
+    def serial_listen_addresses(self) -> list[tuple[str, int]]:
+        """Bound (host, port) of each serial listener (`serial_listen=(("127.0.0.1", 0),)`)."""
+        addresses: list[tuple[str, int]] = self.run(
+            lambda: self.gateway.bound_serial_listen_addresses
+        )
+        return addresses
+
     def wait_stats(
         self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 10.0
     ) -> dict[str, Any]:

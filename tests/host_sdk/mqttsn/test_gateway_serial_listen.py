@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from host_sdk.broker import MosquittoBroker
 from host_sdk.mqttsn import codec
 from host_sdk.mqttsn.framing import FrameDecoder, encode_frame
+from host_sdk.mqttsn.gateway import SERIAL_LISTEN_MAX_BUFFERED_BYTES
 
 pytestmark = [pytest.mark.sim]
 
@@ -42,9 +43,13 @@ class TcpSerialDevice:
     """A device whose serial line is a TCP connection to the gateway's listener (what QEMU's
     `-serial tcp:HOST:PORT` makes of a UART)."""
 
-    def __init__(self, address: tuple[str, int], local_port: int = 0) -> None:
+    def __init__(
+        self, address: tuple[str, int], local_port: int = 0, receive_buffer: int = 0
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if receive_buffer:  # before connect: it bounds the TCP window the gateway sees
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         self.sock.bind(("127.0.0.1", local_port))
         self.sock.settimeout(5)
         self.sock.connect(address)
@@ -101,8 +106,10 @@ class TcpSerialDevice:
 def devices() -> Iterator[Callable[..., TcpSerialDevice]]:
     made: list[TcpSerialDevice] = []
 
-    def make(address: tuple[str, int], local_port: int = 0) -> TcpSerialDevice:
-        made.append(TcpSerialDevice(address, local_port))
+    def make(
+        address: tuple[str, int], local_port: int = 0, receive_buffer: int = 0
+    ) -> TcpSerialDevice:
+        made.append(TcpSerialDevice(address, local_port, receive_buffer))
         return made[-1]
 
     try:
@@ -113,9 +120,9 @@ def devices() -> Iterator[Callable[..., TcpSerialDevice]]:
 
 
 def listen_address(gateway: GatewayThread) -> tuple[str, int]:
-    addresses = gateway.run(lambda: gateway.gateway.bound_serial_listen_addresses)
+    addresses = gateway.serial_listen_addresses
     assert len(addresses) == 1 and addresses[0][1] != 0, addresses
-    return tuple(addresses[0])  # type: ignore[return-value]
+    return addresses[0]
 
 
 def listener_stats(gateway: GatewayThread) -> dict[str, Any]:
@@ -281,6 +288,42 @@ def test_connections_after_a_restart_never_take_a_restored_sessions_address(
     assert clients["newcomer"]["address"] != keeper_address
     assert clients["keeper"]["address"] == keeper_address
     assert clients["keeper"]["state"] == "active"
+
+
+def test_a_device_that_stops_reading_costs_bounded_memory_and_whole_frames(
+    start_gateway: Callable[..., GatewayThread],
+    devices: Callable[..., TcpSerialDevice],
+) -> None:
+    # A board whose UART is stalled: frames beyond SERIAL_LISTEN_MAX_BUFFERED_BYTES queued for
+    # it are dropped whole (and counted), never cut, and the gateway keeps serving it.
+    gateway = start_gateway(serial_listen=ANY_PORT)
+    stalled = devices(listen_address(gateway), receive_buffer=4096)
+    assert stalled.request(codec.Connect("stalled", 60)) == codec.Connack(codec.RC_ACCEPTED)
+    topic = unique("tcp-serial-flood/")
+    reply = stalled.request(codec.Subscribe(1, topic, qos=0))
+    assert isinstance(reply, codec.Suback) and reply.return_code == codec.RC_ACCEPTED
+    count, payload = 16000, bytes(range(256)) * 2  # 8 MB of QoS 0 PUBLISH frames
+    inner = gateway.gateway
+
+    def flood() -> int:
+        # The bridge's entry point for broker messages, called on the gateway's loop.
+        for index in range(count):
+            inner._on_broker_message(topic, index.to_bytes(4, "big") + payload, 0, False)
+        (connection,) = inner.serial_connections.values()
+        return int(connection.writer.transport.get_write_buffer_size())
+
+    buffered = gateway.run(flood)
+    assert buffered <= SERIAL_LISTEN_MAX_BUFFERED_BYTES + 2 * len(payload), buffered
+    dropped = listener_stats_of(gateway.stats())["write_errors"]
+    assert 0 < dropped < count
+    received: list[int] = []
+    while len(received) < count - dropped:
+        message = stalled.receive(10)
+        assert isinstance(message, codec.Publish) and message.data[4:] == payload
+        received.append(int.from_bytes(message.data[:4], "big"))
+    assert stalled.decoder.malformed == 0  # every frame arrived whole
+    assert received == sorted(received)  # in order, with gaps where frames were dropped
+    assert stalled.request(codec.Pingreq()) == codec.Pingresp()
 
 
 def test_garbage_is_counted_as_malformed_and_the_link_resynchronises(
