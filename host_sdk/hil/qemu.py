@@ -11,6 +11,12 @@ closes and drops the bytes it had collected in that call, which loses the last l
 firmware prints before it exits. Here every received byte is appended to a buffer first and
 end-of-stream is only a flag.
 
+Link and console: by default UART0 is the one serial port (console and test input). With
+`serial_link`, UART0 is that QEMU -serial backend instead (the MQTT-SN link to a gateway,
+e.g. `tcp:127.0.0.1:PORT,nodelay=on` with the gateway listening, or a TCP server the gateway
+connects to), and the console this class reads is UART1 (QEMU's second -serial), where
+firmware built with SHOAL_HAL_CONSOLE_UART=1 prints.
+
 Measured quirks this module handles:
 - QEMU's TCP chardev accepts the connection in its main loop; `cont` is sent only after QMP
   `query-chardev` shows the serial port connected, or the banner could be dropped.
@@ -41,6 +47,7 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 TAIL_BYTES = 2000
 _CHARDEV_PORT = re.compile(r"tcp:[^:,]+:(\d+)")
+_CONSOLE_SERVER = "tcp:127.0.0.1:0,server=on,wait=off,nodelay=on"
 
 
 class QemuError(RuntimeError):
@@ -64,9 +71,18 @@ class QemuResult:
 
 
 def qemu_command(
-    board: Board, elf: Path, qmp_socket: Path, *, icount_shift: int | None = None
+    board: Board,
+    elf: Path,
+    qmp_socket: Path,
+    *,
+    icount_shift: int | None = None,
+    serial_link: str | None = None,
 ) -> list[str]:
-    """The qemu-system-arm argv that runs `elf` on `board`, paused, with QMP at `qmp_socket`."""
+    """The qemu-system-arm argv that runs `elf` on `board`, paused, with QMP at `qmp_socket`.
+
+    The console is a TCP server on 127.0.0.1 (port chosen by QEMU): UART0, or UART1 when
+    `serial_link` (a QEMU -serial backend) takes UART0.
+    """
     if board.qemu is None:
         raise ShoalInputError(
             f"board '{board.name}': has no [qemu] table, so it cannot run under QEMU"
@@ -80,8 +96,9 @@ def qemu_command(
         "-nographic",
         "-monitor",
         "none",
+        *(("-serial", serial_link) if serial_link is not None else ()),
         "-serial",
-        "tcp:127.0.0.1:0,server=on,wait=off,nodelay=on",
+        _CONSOLE_SERVER,
         "-semihosting-config",
         "enable=on,target=native",
         "-qmp",
@@ -102,7 +119,10 @@ class QemuBoard:
     instruction), so firmware timing measured with SysTick repeats run to run. `name` prefixes
     error messages (useful with several boards per test). `preload` is sent to the UART after
     connecting but before the CPU starts, like input typed ahead: it must survive the
-    firmware's UART initialisation.
+    firmware's UART initialisation. `serial_link`: a QEMU -serial backend for UART0 (the
+    firmware's link); the console read by expect() is then UART1. With a link QEMU serves
+    (`tcp:...,server=on`), start with `resume=False`, connect the peer to `link_port()`, call
+    `wait_link_connected()` and `resume()`.
     """
 
     def __init__(
@@ -114,6 +134,7 @@ class QemuBoard:
         name: str | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
         preload: bytes = b"",
+        serial_link: str | None = None,
     ) -> None:
         if not Path(elf).is_file():
             raise ShoalInputError(f"{elf}: firmware ELF not found")
@@ -123,6 +144,8 @@ class QemuBoard:
         self.icount_shift = icount_shift
         self.start_timeout_s = start_timeout_s
         self.preload = preload
+        self.serial_link = serial_link
+        self._console_label = "serial0" if serial_link is None else "serial1"
         self._workdir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._qmp = QmpClient()
@@ -150,13 +173,20 @@ class QemuBoard:
         """Process id of this board's QEMU, or None before start()."""
         return self._process.pid if self._process is not None else None
 
-    def start(self) -> None:
-        """Start QEMU paused, connect QMP and the UART, then let the CPU run."""
+    def start(self, resume: bool = True) -> None:
+        """Start QEMU paused, connect QMP and the console UART, then let the CPU run (unless
+        `resume` is False: then call resume() when the link is ready)."""
         if self._process is not None:
             raise QemuError(f"{self.name}: already started")
         self._workdir = Path(tempfile.mkdtemp(prefix="shoal-qemu-"))
         qmp_socket = self._workdir / "qmp.sock"
-        command = qemu_command(self.board, self.elf, qmp_socket, icount_shift=self.icount_shift)
+        command = qemu_command(
+            self.board,
+            self.elf,
+            qmp_socket,
+            icount_shift=self.icount_shift,
+            serial_link=self.serial_link,
+        )
         log = (self._workdir / "qemu.log").open("wb")
         try:
             self._process = subprocess.Popen(
@@ -166,13 +196,14 @@ class QemuBoard:
             log.close()
         try:
             self._qmp.connect(qmp_socket, self.start_timeout_s, alive=self._running)
-            port = self._serial_port()
+            port = self._serial_port(self._console_label)
             self._serial = socket.create_connection(("127.0.0.1", port), self.start_timeout_s)
             self._serial.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._wait_serial_connected()
+            self._wait_serial_connected(self._console_label)
             if self.preload:
                 self._serial.sendall(self.preload)
-            self._resume()
+            if resume:
+                self._resume()
         except (QmpError, QemuError, OSError) as exc:
             log_text = self.qemu_log()
             self.close()
@@ -183,6 +214,20 @@ class QemuBoard:
         except BaseException:
             self.close()  # e.g. KeyboardInterrupt: never leave QEMU behind
             raise
+
+    def resume(self) -> None:
+        """Let the CPU run (after start(resume=False))."""
+        if self._process is None:
+            raise QemuError(f"{self.name}: not started")
+        self._resume()
+
+    def link_port(self) -> int:
+        """TCP port of UART0's link when `serial_link` is a TCP server (`server=on`)."""
+        return self._serial_port("serial0")
+
+    def wait_link_connected(self) -> None:
+        """Wait (start_timeout_s) until a peer is connected to UART0's TCP server link."""
+        self._wait_serial_connected("serial0")
 
     def _resume(self) -> None:
         try:
@@ -199,23 +244,23 @@ class QemuBoard:
     def _running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def _serial_port(self) -> int:
+    def _serial_port(self, label: str) -> int:
         for chardev in self._qmp.execute("query-chardev"):
-            if chardev.get("label") == "serial0":
+            if chardev.get("label") == label:
                 match = _CHARDEV_PORT.search(str(chardev.get("filename", "")))
                 if match:
                     return int(match.group(1))
-        raise QemuError(f"{self.name}: QMP query-chardev shows no TCP serial0 port")
+        raise QemuError(f"{self.name}: QMP query-chardev shows no TCP {label} port")
 
-    def _wait_serial_connected(self) -> None:
+    def _wait_serial_connected(self, label: str) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             for chardev in self._qmp.execute("query-chardev"):
                 filename = str(chardev.get("filename", ""))
-                if chardev.get("label") == "serial0" and not filename.startswith("disconnected"):
+                if chardev.get("label") == label and not filename.startswith("disconnected"):
                     return
             time.sleep(0.001)
-        raise QemuError(f"{self.name}: QEMU did not accept the serial connection")
+        raise QemuError(f"{self.name}: QEMU did not accept the {label} connection")
 
     def close(self) -> None:
         """Stop QEMU (kill if still running), reap it and remove its temporary folder.
