@@ -36,6 +36,13 @@ def configure_gen(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="firmware language (default: C when the board has a C toolchain, else MicroPython)",
     )
+    parser.add_argument(
+        "--transport",
+        choices=("udp", "uart"),
+        default=None,
+        help="MicroPython: the link to the gateway on a board that has both (default: udp, "
+        "i.e. Wi-Fi on real boards; uart: Shoal serial frames over machine.UART)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
@@ -75,9 +82,14 @@ def run_gen(args: argparse.Namespace) -> int:
     board = get_board(board_name)
     backend = choose_backend(board, args.backend)
     if backend == "c":
+        if args.transport is not None:
+            raise ShoalInputError(
+                f"--transport {args.transport}: applies to MicroPython agents (the C agent's "
+                f"transport follows board '{board.name}'); drop it or add --backend micropython"
+            )
         document = _generate_c(args.spec, board, args.out)
     else:
-        result = generate_agent(args.spec, board.name, args.out)
+        result = generate_agent(args.spec, board.name, args.out, transport=args.transport)
         document = {
             "backend": "micropython",
             "role": result.role,
@@ -90,6 +102,8 @@ def run_gen(args: argparse.Namespace) -> int:
             "model_hashes": result.model_hashes,
             "generator": result.generator,
             "mpy_cross_march": result.mpy_cross_march,
+            "transport": result.transport,
+            "link": result.link,
         }
     if args.json:
         print(json.dumps(document, indent=2, sort_keys=True))
@@ -105,4 +119,7 @@ def run_gen(args: argparse.Namespace) -> int:
         print(f"firmware id {document['firmware_id'][:16]} (sha256 {document['firmware_id']})")
         for name, digest in document["model_hashes"].items():
             print(f"model {name}: {digest}")
+        if document["link"] != "udp":
+            what = "Wi-Fi and gateway" if document["link"] == "wifi" else "the UART"
+            print(f"link {document['link']}: set {what} in shoal_config.py before copying")
     return EXIT_OK

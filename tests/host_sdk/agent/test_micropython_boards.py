@@ -274,3 +274,28 @@ def test_a_uart_shared_with_the_console_keeps_every_frame() -> None:
             assert decoder.malformed == 10
         else:
             assert len(got) == len(messages) - expected_lost
+
+
+@pytest.mark.unit
+def test_cli_gen_transport(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from host_sdk.cli import main as shoal_main
+
+    spec = str(kws_spec(tmp_path))
+    out = tmp_path / "esp"
+    argv = ["gen", spec, "--board", "esp32-devkitc", "--backend", "micropython", "-o", str(out)]
+    assert shoal_main([*argv, "--transport", "uart", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["transport"], document["link"]) == ("uart", "uart")
+    assert "TX = 17" in (out / "shoal_config.py").read_text()
+    assert shoal_main(argv) == 0
+    assert "link wifi: set Wi-Fi and gateway in shoal_config.py" in capsys.readouterr().out
+
+    code = shoal_main(
+        ["gen", spec, "--board", "native", "-o", str(tmp_path / "c"), "--transport", "uart"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err == (
+        "shoal gen: error: --transport uart: applies to MicroPython agents (the C agent's "
+        "transport follows board 'native'); drop it or add --backend micropython\n"
+    )
+    assert not (tmp_path / "c").exists()
