@@ -274,8 +274,8 @@ class SerialConnection:
 
 class SerialListener:
     """A listening TCP socket whose accepted connections are serial lines; counts what they
-    carried, including connections that have closed. `bind()` first (errors surface before
-    anything else starts), `serve()` once the gateway can handle what devices send."""
+    carried, including connections that have closed. `bind()` it first (errors surface before
+    anything else starts); the gateway serves it once it can handle what devices send."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host

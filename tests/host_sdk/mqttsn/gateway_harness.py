@@ -373,7 +373,8 @@ def ready_line_addresses(line: str, key: str) -> list[tuple[str, int]]:
 class ShoalGatewayProcess:
     """`shoal gateway` (python -m host_sdk.cli gateway) as a child process on 127.0.0.1, so a test
     can SIGKILL it mid-session and start it again on the same UDP port with the same arguments.
-    `serial_listen`: the bound (host, port) of each `--serial-listen` (from the ready line).
+    `serial_listen`: the bound (host, port) of each `--serial-listen` (from the ready line);
+    restarts keep them (`--serial-listen` flags given as port 0 are pinned after the first start).
     Give it `--state-dir` under the test's tmp_path: the default is the user's state directory.
     `stop()` ends it (SIGTERM, then SIGKILL); fixtures call it in a `finally`."""
 
@@ -391,13 +392,24 @@ class ShoalGatewayProcess:
         if self.process is not None:
             self.process.stop()  # the previous run: already killed, or killed now
         argv = [sys.executable, "-m", "host_sdk.cli", "gateway", "--broker", self.broker_url,
-                "--udp", f"127.0.0.1:{self.port}", "--stats-interval", "0", *self.args]  # fmt: skip
+                "--udp", f"127.0.0.1:{self.port}", "--stats-interval", "0",
+                *self._pinned_args()]  # fmt: skip
         self.process = ClientProcess(argv)
         self.starts += 1
         line = self.process.lines[self.process.wait_line("gateway ready", 30)]
         udp = ready_line_addresses(line, "udp")  # none with `--udp none` (serial only)
         self.port = udp[0][1] if udp else 0
         self.serial_listen = ready_line_addresses(line, "serial_listen")
+
+    def _pinned_args(self) -> list[str]:
+        """`args` with each `--serial-listen HOST:PORT` flag set to the address the first start
+        bound, so devices (QEMU with `reconnect=`) find the restarted gateway at the same port."""
+        args = list(self.args)
+        flags = [i + 1 for i, arg in enumerate(args[:-1]) if arg == "--serial-listen"]
+        if self.serial_listen and len(flags) == len(self.serial_listen):
+            for index, (host, port) in zip(flags, self.serial_listen, strict=True):
+                args[index] = f"{host}:{port}"
+        return args
 
     def kill(self) -> None:
         """SIGKILL: no clean stop, as a power cut or an OOM kill would do."""

@@ -7,6 +7,7 @@ whose UART is `-serial tcp:...` (QEMU as the TCP client), reaches the broker thr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -468,6 +469,26 @@ def test_the_toml_list_configures_listeners_reported_in_the_ready_line(
     assert f"{bad}: field 'gateway.serial_listen': '127.0.0.1:99999' is not HOST:PORT" in (
         done.stderr
     )
+
+
+def test_a_restarted_gateway_process_listens_on_the_same_port(
+    broker: MosquittoBroker, tmp_path: Path, devices: Callable[..., TcpSerialDevice]
+) -> None:
+    gateway = ShoalGatewayProcess(
+        broker.url, "--serial-listen", "127.0.0.1:0", "--state-dir", str(tmp_path / "state")
+    )
+    try:
+        (before,) = gateway.serial_listen
+        first = devices(before)
+        assert first.request(codec.Connect("restarted", 60)) == codec.Connack(0)
+        gateway.restart()  # SIGKILL, then the same arguments with the bound port pinned
+        assert gateway.serial_listen == [before]
+        with contextlib.suppress(ConnectionResetError):  # FIN or RST: it died with the process
+            assert first.sock.recv(1) == b""
+        again = devices(before)
+        assert again.request(codec.Connect("restarted", 60)) == codec.Connack(0)
+    finally:
+        gateway.stop()
 
 
 def test_ready_line_addresses() -> None:
