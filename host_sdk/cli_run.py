@@ -7,7 +7,8 @@ Must not generate or build (`shoal gen`, `shoal build`), nor end any process but
 
 Exit status: the agent's own when it exits by itself (128+N when signal N ended it); 0 when
 `--timeout` seconds passed and it was stopped; 128+N when this command got signal N (SIGINT
-from Ctrl-C: 130, SIGTERM: 143) and stopped the agent; 2 for bad input (one line naming the
+from Ctrl-C: 130, SIGTERM: 143) and stopped the agent; 1 when the agent could not be started
+(e.g. no gateway serial listener for a QEMU board); 2 for bad input (one line naming the
 folder and what is wrong, e.g. a project that was never built).
 """
 
@@ -23,9 +24,10 @@ from types import FrameType
 from typing import Any
 
 from codegen.errors import ShoalInputError
-from host_sdk.agent.virtual import BootReport, VirtualAgent, open_agent
+from host_sdk.agent.virtual import AgentError, BootReport, VirtualAgent, open_agent
 
 EXIT_OK = 0
+EXIT_FAILURE = 1
 READ_SLICE_S = 0.1
 EXIT_WAIT_S = 5.0  # console closed: how long the agent gets to exit by itself
 
@@ -106,7 +108,11 @@ def run_agent(agent: VirtualAgent, printer: _Printer, timeout_s: float | None) -
     }
     reason = "exited"
     try:
-        agent.start()
+        try:
+            agent.start()
+        except AgentError as exc:
+            printer.note(f"error: {exc}")
+            return EXIT_FAILURE
         printer.note(f"started {agent.name} (pid {agent.pid}, board {agent.project.board.name})")
         printer.event(
             "start",

@@ -188,7 +188,9 @@ class AgentProject:
 
     `kind`: one of VIRTUAL_KINDS; `firmware_id`: the 16 hex digits the agent reports (first 8
     bytes of its firmware id) or None when the project does not say; `model_hashes`: name -> 16
-    hex digits; `executable`: the program or ELF to run (None for MicroPython);
+    hex digits; `executable`: the program or ELF to run, or for MicroPython the `main.py` to run
+    (DIR/build/main.py, the `.mpy` image of `shoal build`, when it is newer than every source
+    in DIR; else DIR/main.py);
     `manifest`: agent.json's content when there is one.
     """
 
@@ -274,6 +276,16 @@ def _micropython_model_hashes(config: Mapping[str, Any]) -> dict[str, str]:
     return hashes
 
 
+def _micropython_main(project: Path) -> Path:
+    """The main.py to run: the built image's when it is at least as new as every source."""
+    built = project / "build" / "main.py"
+    if built.is_file():
+        newest_source = max(path.stat().st_mtime for path in project.glob("*.py"))
+        if built.stat().st_mtime >= newest_source:
+            return built
+    return project / "main.py"
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text())
@@ -349,7 +361,7 @@ def load_project(project_dir: Path | str) -> AgentProject:
             client_id=str(config.get("client_id")) if config.get("client_id") else None,
             firmware_id=firmware_id,
             model_hashes=hashes,
-            executable=None,
+            executable=_micropython_main(project),
             manifest=manifest,
         )
     assert manifest is not None  # C kinds always come with agent.json
@@ -697,9 +709,11 @@ class NativeAgent(_ProcessAgent):
 
 
 class MicroPythonUnixAgent(_ProcessAgent):
-    """The MicroPython agent on the unix port (MQTT-SN over UDP). `heap_bytes` defaults to the
-    board's application RAM. The unix port runs inside one host process (the launcher loads the
-    port as a Python extension), so `pid` is the agent."""
+    """The MicroPython agent on the unix port (MQTT-SN over UDP): the project's `.mpy` image
+    (DIR/build, from `shoal build`) when it is up to date, else its sources; the module path is
+    that folder only. `heap_bytes` defaults to the board's application RAM. The unix port runs
+    inside one host process (the launcher loads the port as a Python extension), so `pid` is
+    the agent."""
 
     kind = KIND_MICROPYTHON_UNIX
 
@@ -733,16 +747,20 @@ class MicroPythonUnixAgent(_ProcessAgent):
             args += ["--gateway", f"{self.gateway[0]}:{self.gateway[1]}"]
         if self.client_id is not None:
             args += ["--client-id", self.client_id]
-        main = self.project.path / "main.py"
+        main = self._main()
         return micropython_command(main, heap_bytes=self.heap_bytes, args=args)
+
+    def _main(self) -> Path:
+        return self.project.executable or self.project.path / "main.py"
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env["MICROPYPATH"] = str(self.project.path)
+        env["MICROPYPATH"] = str(self._main().parent)
         return env
 
 
 def _micropython_takes_client_id(project: Path) -> bool:
+    # Sources only: the built image's runtime is the same file compiled.
     runtime = project / "shoal_agent.py"
     return runtime.is_file() and '"--client-id"' in runtime.read_text(errors="replace")
 
@@ -777,7 +795,126 @@ def open_agent(
 def _open_qemu_agent(
     project: AgentProject, serial_gateway: Address | None, client_id: str | None
 ) -> VirtualAgent:
-    raise ShoalInputError(
-        f"{project.path}: board '{project.board.name}' runs under QEMU, which `shoal run` does "
-        "not support yet in this Shoal"
-    )
+    if serial_gateway is None:
+        raise ShoalInputError(
+            f"{project.path}: board '{project.board.name}' reaches its gateway over its UART: "
+            "give the gateway's serial listener (shoal run --serial-gateway HOST:PORT, from "
+            "`shoal gateway --serial-listen HOST:PORT`)"
+        )
+    if client_id is not None:
+        raise ShoalInputError(
+            f"{project.path}: the client id of a QEMU board's agent is compiled in "
+            f"({project.client_id!r}); regenerate with another client_id to change it"
+        )
+    return QemuAgent(project, serial_gateway=serial_gateway)
+
+
+class QemuAgent(VirtualAgent):
+    """The C agent's ELF on a QEMU board: UART0 is a TCP client of the gateway's serial
+    listener (`-serial tcp:HOST:PORT,nodelay=on`, connected before the CPU runs; QEMU refuses
+    to start when nothing listens there), UART1 is the console, read line by line by a
+    background thread. `pid` is QEMU's. `stop()`: SIGTERM to QEMU (it exits at once, the board
+    does not get to DISCONNECT), SIGKILL after the grace period; the QEMU folder is removed."""
+
+    kind = KIND_QEMU
+
+    def __init__(
+        self, project: AgentProject, *, serial_gateway: Address, name: str | None = None
+    ) -> None:
+        super().__init__(project, name=name)
+        from host_sdk.hil.qemu import QemuBoard, qemu_available
+
+        if not qemu_available():
+            raise ShoalInputError(
+                f"{project.path}: qemu-system-arm is not installed (Debian package "
+                f"qemu-system-arm); board '{project.board.name}' needs it"
+            )
+        assert project.executable is not None
+        self.serial_gateway = serial_gateway
+        host, port = serial_gateway
+        self.board = QemuBoard(
+            project.board,
+            project.executable,
+            name=self.name,
+            serial_link=f"tcp:{host}:{port},nodelay=on",
+        )
+        self._reader: threading.Thread | None = None
+        self._halt = threading.Event()
+
+    def _start(self) -> None:
+        from host_sdk.hil.qemu import QemuError
+
+        try:
+            self.board.start()
+        except QemuError as exc:
+            host, port = self.serial_gateway
+            if "Failed to connect" in str(exc):
+                raise AgentError(
+                    f"{self.name}: nothing accepts connections at {host}:{port} (the board's "
+                    f"UART0 link): start `shoal gateway --serial-listen {host}:{port}` first"
+                ) from exc
+            raise AgentError(f"{self.name}: QEMU did not start: {exc}") from exc
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        from host_sdk.hil.qemu import BoardExited, ExpectTimeout, QemuError
+
+        consumed = 0
+        try:
+            while not self._halt.is_set():
+                try:
+                    match = self.board.expect(rb"[^\n]*\n", timeout_s=0.1)
+                except ExpectTimeout:
+                    continue
+                except (BoardExited, QemuError):
+                    break
+                consumed += len(match.group(0))
+                self._add_line(_console_text(match.group(0)))
+            rest = self.board.output[consumed:]
+            if rest and not self._halt.is_set():
+                self._add_line(_console_text(rest))
+        except (OSError, ValueError):  # the console socket was closed under us by stop()
+            pass
+        finally:
+            self._wake()
+
+    def _reader_done(self) -> bool:
+        return self._reader is not None and not self._reader.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        return self.board.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.board.exit_code
+
+    def _halt_reader(self) -> None:
+        self._halt.set()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        pid = self.board.pid
+        if pid is not None and self.board.exit_code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # our unreaped child: the PID is still ours
+            deadline = time.monotonic() + grace_s
+            while self.board.exit_code is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self._halt_reader()
+        self.board.close()  # SIGKILL if still running, reap, remove its folder
+
+    def kill(self) -> None:
+        pid = self.board.pid
+        if pid is not None and self.board.exit_code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.wait_exit(REAP_TIMEOUT_S)
+        self._halt_reader()
+        self.board.close()
+
+
+def _console_text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace").rstrip("\r\n")

