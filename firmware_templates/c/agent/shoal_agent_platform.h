@@ -59,6 +59,10 @@ uint32_t agent_now_ms(void);
 /* Microseconds since an arbitrary start (64-bit: does not wrap in practice). */
 uint64_t agent_now_us(void);
 
+/* Bytes of RAM the firmware's statics take as linked (.data + .bss + .noinit), or 0 where the
+ * platform cannot tell (POSIX: main.c then counts its own buffers). */
+uint32_t agent_platform_static_ram(void);
+
 /* Push the console lines printed so far out (stdout). */
 void agent_console_flush(void);
 

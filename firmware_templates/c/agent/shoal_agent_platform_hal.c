@@ -75,6 +75,16 @@ uint64_t agent_now_us(void)
     return s_cycles_total * 1000000u / shoal_hal_cycles_hz();
 }
 
+/* From the board's linker script (qemu/common/shoal_sections.ld, which the real Cortex-M
+ * boards' scripts include too): start of .data, end of .noinit (where the heap begins). */
+extern uint8_t _sdata[];
+extern uint8_t end[];
+
+uint32_t agent_platform_static_ram(void)
+{
+    return (uint32_t)((uintptr_t)end - (uintptr_t)_sdata);
+}
+
 void agent_console_flush(void)
 {
     fflush(stdout);

@@ -55,6 +55,11 @@ uint64_t agent_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint32_t agent_platform_static_ram(void)
+{
+    return 0u; /* a process's statics are not one range; main.c counts its buffers */
+}
+
 void agent_console_flush(void)
 {
     fflush(stdout);

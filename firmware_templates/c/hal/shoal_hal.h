@@ -66,6 +66,9 @@ uint32_t shoal_hal_now_ms(void);
  * periods of the core clock QEMU models since shoal_hal_init() (SHOAL_QEMU_CORE_HZ in
  * hal/qemu/<board>/shoal_qemu_board.h: 12.5 MHz lm3s6965evb, 25 MHz mps2-an386). Emulated
  * time is not emulated work: use host_sdk.hil.icount to count instructions.
+ * Measured on QEMU 7.2 without -icount: the SysTick counter often stands still (the same value
+ * for up to ~1 ms) while an expired period waits for QEMU's main loop, so intervals shorter
+ * than a few ms can read 0; run QEMU with -icount for per-layer profiles.
  */
 uint32_t shoal_hal_cycles(void);
 
