@@ -2,8 +2,9 @@
 measure the result against the board's budget.
 
 Responsible for: recognising the project (its `agent.json` manifest: `backend`, `board`, and
-for C `artifact` and `build` {"tool", "toolchain"}; a MicroPython project without a manifest is
-recognised by main.py + manifest.py + shoal_firmware.py and its stamp), checking that the tools
+for C `artifact` and `build` {"tool", "toolchain"}; without a manifest, a MicroPython project
+is recognised by main.py + manifest.py + shoal_firmware.py and its stamp, a PlatformIO project
+by a platformio.ini whose first [env:NAME] is a Shoal board), checking that the tools
 exist before running anything (each missing one named with how to install it), running them:
 
 - C with a Makefile: `make -C DIR` (the Makefile names gcc for `native`, arm-none-eabi-gcc for
@@ -165,6 +166,8 @@ def load_project(folder: Path | str) -> Project:
             raise ShoalInputError(
                 f"{manifest_path}: field 'backend' is {backend!r} (accepted: c, micropython)"
             )
+    elif (path / "platformio.ini").is_file():
+        manifest, backend = {"board": _platformio_env(path / "platformio.ini")}, "c"
     elif mp_files:
         stamp = (path / "shoal_firmware.py").read_text().partition("\n")[0]
         match = _STAMP_BOARD.match(stamp)
@@ -173,7 +176,8 @@ def load_project(folder: Path | str) -> Project:
         manifest, backend = {"board": match.group(1)}, "micropython"
     else:
         raise _not_a_project(
-            path, "no agent.json, and not main.py + manifest.py + shoal_firmware.py"
+            path,
+            "no agent.json or platformio.ini, and not main.py + manifest.py + shoal_firmware.py",
         )
     return Project(path, backend, get_board(manifest["board"]), manifest)
 

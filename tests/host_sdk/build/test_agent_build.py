@@ -159,9 +159,9 @@ def test_not_a_generated_project(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, _, err = build_cli(capsys, str(tmp_path))
     assert code == 2
     assert err == (
-        f"shoal build: error: {tmp_path}: not a project written by `shoal gen` (no agent.json, "
-        "and not main.py + manifest.py + shoal_firmware.py); give the folder `shoal gen -o` "
-        "wrote\n"
+        f"shoal build: error: {tmp_path}: not a project written by `shoal gen` (no agent.json "
+        "or platformio.ini, and not main.py + manifest.py + shoal_firmware.py); give the "
+        "folder `shoal gen -o` wrote\n"
     )
     (tmp_path / "agent.json").write_text("{not json")
     code, _, err = build_cli(capsys, str(tmp_path))
@@ -198,25 +198,30 @@ def test_missing_toolchain_is_named_with_how_to_install_it(
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("board", "platform"), [("nucleo-f446re", "ststm32"), ("rpi-pico-w", "raspberrypi")]
+)
 def test_missing_platformio_is_named(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    board: str,
+    platform: str,
 ) -> None:
-    """A PlatformIO project (as `shoal gen` writes for esp32-devkitc) on a machine without
-    `pio`: the message names PlatformIO and the board's platform to install."""
+    """A PlatformIO project (codegen.emit.platformio, no agent.json: the board is its ini's
+    env) on a machine without `pio`: the message names PlatformIO and the board's platform."""
+    platformio = pytest.importorskip("codegen.emit.platformio")
     project = tmp_path / "agent"
-    project.mkdir()
-    (project / "platformio.ini").write_text(
-        "[env:esp32dev]\nplatform = espressif32\nboard = esp32dev\nframework = espidf\n"
-    )
-    manifest = {"backend": "c", "board": "esp32-devkitc", "artifact": "firmware.elf"}
-    (project / "agent.json").write_text(json.dumps({**manifest, "build": {"tool": "pio"}}))
+    app = {"main.c": "int main(void) { for (;;) { } }\n"}
+    platformio.write_platformio_project(get_board(board), project, app)
+    assert not (project / "agent.json").exists()
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     code, out, err = build_cli(capsys, str(project))
     assert code == 1 and out == ""
     assert err == (
         f"shoal build: error: pio (PlatformIO) not found on PATH (needed to build {project} for "
-        "esp32-devkitc); install it with: pip install platformio, then: pio pkg install "
-        "--global --platform espressif32\n"
+        f"{board}); install it with: pip install platformio, then: pio pkg install "
+        f"--global --platform {platform}\n"
     )
 
 
