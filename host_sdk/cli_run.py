@@ -47,6 +47,13 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="the gateway's serial listener (`shoal gateway --serial-listen`), for QEMU boards",
     )
+    parser.add_argument(
+        "--serial-reconnect",
+        metavar="S",
+        type=int,
+        help="QEMU boards: reconnect the link S seconds after the gateway closed it (and start "
+        "before the gateway listens); default: no reconnect, a missing listener is an error",
+    )
     parser.add_argument("--client-id", metavar="ID", help="client id (default: the role spec's)")
     parser.add_argument(
         "--timeout",
@@ -175,5 +182,6 @@ def run_run(args: argparse.Namespace) -> int:
         gateway=args.gateway,
         client_id=args.client_id,
         serial_gateway=args.serial_gateway,
+        serial_reconnect_s=args.serial_reconnect,
     )
     return run_agent(agent, _Printer(args.json), args.timeout)

@@ -772,6 +772,7 @@ def open_agent(
     *,
     serial_gateway: Address | str | None = None,
     keepalive_s: int | None = None,
+    serial_reconnect_s: int | None = None,
 ) -> VirtualAgent:
     """The agent of the project in `project_dir`, of the kind its board needs, not started.
 
@@ -779,8 +780,12 @@ def open_agent(
     (native, micropython-unix); `serial_gateway`: the same for a gateway's serial listener
     (`shoal gateway --serial-listen`), for QEMU boards. Either may be given for any kind; the
     one the kind does not use is ignored. None: the address the role spec compiled in.
-    `client_id` overrides the spec's client id where the agent accepts it. Raises
-    ShoalInputError (see load_project) for a project that cannot run here.
+    `client_id` overrides the spec's client id where the agent accepts it. `keepalive_s`: the
+    native agent's MQTT-SN keep-alive (default: the spec's). `serial_reconnect_s`: a QEMU
+    board's link reconnects after that many seconds when the gateway goes away (QEMU's
+    `reconnect=`; the board then also starts while nothing listens yet); None: it does not,
+    and a missing listener is an error at start(). Raises ShoalInputError (see load_project)
+    for a project that cannot run here.
     """
     project = load_project(project_dir)
     udp = _address(gateway, "gateway (UDP)")
@@ -789,11 +794,14 @@ def open_agent(
         return NativeAgent(project, gateway=udp, client_id=client_id, keepalive_s=keepalive_s)
     if project.kind == KIND_MICROPYTHON_UNIX:
         return MicroPythonUnixAgent(project, gateway=udp, client_id=client_id)
-    return _open_qemu_agent(project, serial, client_id)
+    return _open_qemu_agent(project, serial, client_id, serial_reconnect_s)
 
 
 def _open_qemu_agent(
-    project: AgentProject, serial_gateway: Address | None, client_id: str | None
+    project: AgentProject,
+    serial_gateway: Address | None,
+    client_id: str | None,
+    reconnect_s: int | None,
 ) -> VirtualAgent:
     if serial_gateway is None:
         raise ShoalInputError(
@@ -806,23 +814,35 @@ def _open_qemu_agent(
             f"{project.path}: the client id of a QEMU board's agent is compiled in "
             f"({project.client_id!r}); regenerate with another client_id to change it"
         )
-    return QemuAgent(project, serial_gateway=serial_gateway)
+    return QemuAgent(project, serial_gateway=serial_gateway, reconnect_s=reconnect_s)
 
 
 class QemuAgent(VirtualAgent):
     """The C agent's ELF on a QEMU board: UART0 is a TCP client of the gateway's serial
     listener (`-serial tcp:HOST:PORT,nodelay=on`, connected before the CPU runs; QEMU refuses
     to start when nothing listens there), UART1 is the console, read line by line by a
-    background thread. `pid` is QEMU's. `stop()`: SIGTERM to QEMU (it exits at once, the board
-    does not get to DISCONNECT), SIGKILL after the grace period; the QEMU folder is removed."""
+    background thread. `reconnect_s`: QEMU reconnects the link that often after the gateway
+    closed it (and starts without a listener). `pid` is QEMU's. `stop()`: SIGTERM to QEMU (it
+    exits at once, the board does not get to DISCONNECT), SIGKILL after the grace period; the
+    QEMU folder is removed."""
 
     kind = KIND_QEMU
 
     def __init__(
-        self, project: AgentProject, *, serial_gateway: Address, name: str | None = None
+        self,
+        project: AgentProject,
+        *,
+        serial_gateway: Address,
+        reconnect_s: int | None = None,
+        name: str | None = None,
     ) -> None:
         super().__init__(project, name=name)
         from host_sdk.hil.qemu import QemuBoard, qemu_available
+
+        if reconnect_s is not None and reconnect_s < 1:
+            raise ShoalInputError(
+                f"reconnect_s: {reconnect_s} is not a whole number of seconds >= 1"
+            )
 
         if not qemu_available():
             raise ShoalInputError(
@@ -831,13 +851,12 @@ class QemuAgent(VirtualAgent):
             )
         assert project.executable is not None
         self.serial_gateway = serial_gateway
+        self.reconnect_s = reconnect_s
         host, port = serial_gateway
-        self.board = QemuBoard(
-            project.board,
-            project.executable,
-            name=self.name,
-            serial_link=f"tcp:{host}:{port},nodelay=on",
-        )
+        link = f"tcp:{host}:{port},nodelay=on"
+        if reconnect_s is not None:
+            link += f",reconnect={reconnect_s}"
+        self.board = QemuBoard(project.board, project.executable, name=self.name, serial_link=link)
         self._reader: threading.Thread | None = None
         self._halt = threading.Event()
 

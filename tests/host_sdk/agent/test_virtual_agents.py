@@ -366,3 +366,28 @@ def test_qemu_agent_needs_a_listening_serial_gateway(qemu_project: Path) -> None
         )
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("\n") == 1 and "nothing accepts connections" in result.stderr
+
+
+def test_qemu_agent_with_reconnect_finds_a_restarted_gateway(
+    qemu_project: Path, gateway: Any, probe: Any
+) -> None:
+    """With `serial_reconnect_s`, QEMU reconnects the board's link when the gateway comes back
+    on the same port; the agent notices the lost gateway (no PINGRESP), CONNECTs again over the
+    new connection and publishes a new birth of the same incarnation."""
+    client_id = load_project(qemu_project).client_id
+    base = f"shoal/v1/keyword_spotter/{client_id}"
+    probe.subscribe(f"{base}/#", qos=1)
+    (serial_listener,) = gateway.serial_listen
+    agent = open_agent(qemu_project, serial_gateway=serial_listener, serial_reconnect_s=1)
+    try:
+        agent.start()
+        births = _decoded(probe, f"{base}/birth", lambda b: len(b) >= 1, 30)
+        gateway.restart()
+        assert gateway.serial_listen == [serial_listener]
+        births = _decoded(probe, f"{base}/birth", lambda b: len(b) >= 2, 60)
+        assert births[-1]["incarnation"] == births[0]["incarnation"]
+        assert agent.running and len(agent.output.split("SHOAL-AGENT BOOT")) == 2  # no reboot
+    finally:
+        agent.stop()
+    assert agent.pid is not None
+    _assert_gone(agent.pid)
