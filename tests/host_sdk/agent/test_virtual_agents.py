@@ -1,13 +1,17 @@
 """End to end: `host_sdk.agent.virtual.open_agent` and `shoal run` with real agents, a real
-`shoal gateway` process and a real mosquitto (harness of tests/host_sdk/mqttsn).
+`shoal gateway` process (UDP and `--serial-listen`) and a real mosquitto (harness of
+tests/host_sdk/mqttsn).
 
 For each virtual kind that runs here (native: built with gcc from the generated Makefile;
-micropython-unix: the real unix port): the birth on the broker carries the project's firmware
-id, the console boot report is parsed into the project's role, board, firmware id and model
-hashes, `stop()` leaves no process (the PID is gone), `kill()` makes the will appear. `shoal run`
-as a process: streams the boot line, SIGTERM/SIGINT stop it with 143/130 and its agent's PID is
-gone; an agent that exits by itself gives its own status; `--json` events; bad projects are
-one-line errors with status 2. Every process is stopped in a `finally`.
+micropython-unix: the real unix port; qemu-lm3s6965evb and qemu-mps2-an386: built with
+arm-none-eabi-gcc, UART0 a TCP client of the gateway's serial listener): the birth on the
+broker carries the project's firmware id, the console boot report is parsed into the project's
+role, board, firmware id and model hashes, `stop()` leaves no process (the PID is gone),
+`kill()` makes the will appear. `shoal run` as a process: streams the boot line, SIGTERM/SIGINT
+stop it with 143/130 and its agent's PID is gone; an agent that exits by itself gives its own
+status; `--json` events; bad projects are one-line errors with status 2; a QEMU board without a
+listening gateway is a one-line failure; with reconnect it finds a restarted gateway. Every
+process is stopped in a `finally`.
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ from host_sdk.micropython import micropython_available
 REPO = Path(__file__).resolve().parents[3]
 MODEL = REPO / "tests" / "data" / "shoal_kws_tiny.tflite"
 EXAMPLE = REPO / "examples" / "roles" / "kws.yaml"
-KINDS = ["native", "micropython-unix", "qemu-lm3s6965evb"]
-QEMU_BOARD = "qemu-lm3s6965evb"
+KINDS = ["native", "micropython-unix", "qemu-lm3s6965evb", "qemu-mps2-an386"]
+QEMU_BOARD = "qemu-lm3s6965evb"  # the QEMU board of the tests that need only one
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -83,18 +87,27 @@ def micropython_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_agent(_spec(folder), "micropython-unix", folder / "agent").out_dir
 
 
-@pytest.fixture(scope="module")
-def qemu_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _build_qemu_project(factory: pytest.TempPathFactory, board: str) -> Path:
     if shutil.which("arm-none-eabi-gcc") is None or shutil.which("make") is None:
         pytest.skip("arm-none-eabi-gcc and make are needed to build the QEMU agent")
     if not qemu_available():
         pytest.skip("qemu-system-arm is not installed")
-    folder = tmp_path_factory.mktemp("qemu")
+    folder = factory.mktemp(board)
     out = folder / "agent"
-    generate_c_agent(load_role_spec(_spec(folder)), get_board(QEMU_BOARD), out)
+    generate_c_agent(load_role_spec(_spec(folder)), get_board(board), out)
     built = subprocess.run(["make"], cwd=out, capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def qemu_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_qemu_project(tmp_path_factory, QEMU_BOARD)
+
+
+@pytest.fixture(scope="module")
+def mps2_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_qemu_project(tmp_path_factory, "qemu-mps2-an386")
 
 
 @pytest.fixture
@@ -110,9 +123,12 @@ def gateway(broker: Any, tmp_path: Path) -> Any:
 
 
 def _project(request: pytest.FixtureRequest, kind: str) -> Path:
-    name = {"native": "native_project", "micropython-unix": "micropython_project"}.get(
-        kind, "qemu_project"
-    )
+    name = {
+        "native": "native_project",
+        "micropython-unix": "micropython_project",
+        QEMU_BOARD: "qemu_project",
+        "qemu-mps2-an386": "mps2_project",
+    }[kind]
     project: Path = request.getfixturevalue(name)
     return project
 
