@@ -49,6 +49,8 @@ BOOT2_SOURCE = "shoal_boot2.S"
 BOOT2_IMAGE = "shoal_boot2_image.c"
 # Linker flags of every bare-metal image (as host_sdk.build.qemu_firmware uses them).
 LINK_FLAGS = ("--specs=nano.specs", "--specs=nosys.specs", "-nostartfiles", "-Wl,--gc-sections")
+# Libraries every bare-metal image links (libm: the agent rounds with lroundf).
+LINK_LIBS = ("m",)
 STRICT_WARNINGS = ("-Wall", "-Wextra", "-Werror")
 MONITOR_BAUD = 115200
 # Environment variables the ESP32 project reads at build time for the Wi-Fi station.
@@ -199,7 +201,8 @@ def _default_stamp(board: Board) -> str:
 
 def link_script(board: Board, *, extra_link_flags: Sequence[str] = ()) -> str:
     """`shoal_pio_link.py`: a PlatformIO post-script giving the linker the board's machine
-    flags (-mcpu, -mthumb, float ABI), newlib-nano with Shoal's syscalls and -nostartfiles."""
+    flags (-mcpu, -mthumb, float ABI), newlib-nano with Shoal's syscalls, -nostartfiles and
+    libm."""
     machine = [f for f in board.toolchain.cflags if f.startswith("-m")]
     flags = [*machine, *LINK_FLAGS, *extra_link_flags]
     return (
@@ -209,6 +212,7 @@ def link_script(board: Board, *, extra_link_flags: Sequence[str] = ()) -> str:
         'multilib, and Shoal\'s HAL brings its own startup code and syscalls."""\n\n'
         'Import("env")  # noqa: F821 - provided by PlatformIO (SCons)\n'
         f"env.Append(LINKFLAGS={flags!r})  # noqa: F821\n"
+        f"env.Append(LIBS={list(LINK_LIBS)!r})  # noqa: F821\n"
     )
 
 
@@ -317,7 +321,7 @@ def _readme(board: Board) -> str:
         f"and linker script ({LDSCRIPT}) are in this folder. Build with `pio run`, or without\n"
         "PlatformIO:\n\n"
         f"    arm-none-eabi-gcc {' '.join(build_flags(board)).replace('$PROJECT_DIR', '.')} \\\n"
-        f"        *.c {' '.join(LINK_FLAGS)} -T {LDSCRIPT} -o firmware.elf\n\n"
+        f"        *.c {' '.join(LINK_FLAGS)} -T {LDSCRIPT} -o firmware.elf -lm\n\n"
         "The link UART (MQTT-SN frames to `shoal gateway`'s serial link) and the console UART\n"
         "are listed in the HAL source's header comment.\n"
     )
@@ -328,6 +332,34 @@ def _readme(board: Board) -> str:
             "the ELF into a UF2 or flash it with a debug probe (SWD).\n"
         )
     return text
+
+
+def agent_platformio_files(
+    board: Board,
+    *,
+    sources: Sequence[str],
+    defines: Sequence[str],
+    stamp: str,
+    extra_link_flags: Sequence[str] = (),
+) -> dict[str, str]:
+    """The PlatformIO files of a generated C agent (codegen.emit.c_agent) for a bare-metal
+    board, whose HAL and sources the agent generator already copies flat: platformio.ini,
+    shoal_pio_link.py and, for the RP2040, the boot2 source and script (each with `stamp`)."""
+    _check_board(board)
+    if board.name not in BARE_METAL_HALS:
+        raise ShoalInputError(
+            f"board '{board.name}': the C agent's PlatformIO project is written for the "
+            f"bare-metal boards only ({', '.join(sorted(BARE_METAL_HALS))})"
+        )
+    files = {
+        "platformio.ini": platformio_ini(board, sources=sources, defines=defines, stamp=stamp),
+        LINK_SCRIPT: f"# {stamp}\n" + link_script(board, extra_link_flags=extra_link_flags),
+    }
+    if board.name == "rpi-pico-w":
+        boot2 = "hal/rp2040/boot2/"
+        files[BOOT2_SOURCE] = f"/* {stamp} */\n" + _template_text(boot2 + BOOT2_SOURCE)
+        files[BOOT2_SCRIPT] = f"# {stamp}\n" + _template_text(boot2 + BOOT2_SCRIPT)
+    return files
 
 
 def write_platformio_project(

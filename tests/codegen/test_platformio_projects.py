@@ -17,6 +17,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import importlib.util
+import json
 import re
 import shlex
 import shutil
@@ -158,6 +159,7 @@ def _build_like_platformio(project: Path, board: Board) -> Path:
     link_flags = list(platformio.LINK_FLAGS)
     for flag in (*link_flags, *(f for f in board.toolchain.cflags if f.startswith("-m"))):
         assert repr(flag) in link_text, f"{platformio.LINK_SCRIPT} misses {flag}"
+    assert f"LIBS={list(platformio.LINK_LIBS)!r}" in link_text
     elf = project / "firmware.elf"
     _run(
         [
@@ -169,6 +171,7 @@ def _build_like_platformio(project: Path, board: Board) -> Path:
             str(project / env["board_build.ldscript"]),
             "-o",
             str(elf),
+            *(f"-l{lib}" for lib in platformio.LINK_LIBS),
         ]
     )
     return elf
@@ -396,3 +399,77 @@ def test_pio_run_builds_the_project(name: str, tmp_path: Path) -> None:
         board, tmp_path, _app_files("hal_selftest"), defines=(f'SHOAL_BOARD_NAME="{name}"',)
     )
     _run([pio, "run", "-d", str(tmp_path)])
+
+
+# --- the generated C agent (codegen.emit.c_agent) on the real Cortex-M boards ---------------
+
+REPO = Path(__file__).resolve().parents[2]
+KWS_SPEC = REPO / "examples" / "roles" / "kws.yaml"
+KWS_MODEL = REPO / "tests" / "data" / "shoal_kws_tiny.tflite"
+
+
+def _kws_agent(tmp_path: Path, board: Board) -> Path:
+    from codegen.emit.c_agent import generate_c_agent
+    from codegen.loaders.role_loader import load_role_spec
+
+    spec = tmp_path / "spec" / "kws.yaml"
+    spec.parent.mkdir(parents=True)
+    text = KWS_SPEC.read_text()
+    assert "../../tests/data/shoal_kws_tiny.tflite" in text
+    spec.write_text(text.replace("../../tests/data/shoal_kws_tiny.tflite", str(KWS_MODEL)))
+    out = tmp_path / board.name
+    generate_c_agent(load_role_spec(spec), board, out)
+    return out
+
+
+@pytest.mark.gen
+@pytest.mark.parametrize("name", CORTEX_M_BOARDS)
+def test_kws_agent_project_for_the_real_board_builds_with_make_and_as_its_ini_says(
+    name: str, tmp_path: Path
+) -> None:
+    board = get_board(name)
+    folder = _kws_agent(tmp_path, board)
+    family = platformio.BARE_METAL_HALS[name]
+    hal = sorted(
+        p.name
+        for d in (C_DIR / "hal" / "mcu_common", C_DIR / "hal" / family)
+        for p in d.iterdir()
+        if p.suffix in (".c", ".h", ".ld")
+    )
+    for expected in (*hal, "Makefile", "platformio.ini", platformio.LINK_SCRIPT):
+        assert (folder / expected).is_file(), expected
+    assert not (folder / "shoal_sections.ld").is_symlink()
+    if name == "rpi-pico-w":
+        assert (folder / platformio.BOOT2_SOURCE).is_file()
+        assert (folder / platformio.BOOT2_SCRIPT).is_file()
+    ini = _read_ini(folder / "platformio.ini")
+    env = ini[f"env:{name}"]
+    listed = sorted(f[2:-1] for f in _lines(env["build_src_filter"])[1:])
+    assert listed == sorted(p.name for p in folder.glob("*.c"))
+    makefile = (folder / "Makefile").read_text()
+    cflags_line = next(line for line in makefile.splitlines() if line.startswith("CFLAGS"))
+    make_flags = cflags_line.split("=", 1)[1].split()
+    ini_flags = [shlex.split(line)[0] for line in _lines(env["build_flags"])]
+    assert ini_flags[: len(make_flags)] == make_flags, "the ini and the Makefile disagree"
+
+    for tool in ("make", ARM_GCC):
+        _tool(tool)
+    result = subprocess.run(["make"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in result.stderr.lower()
+    elf = folder / "agent.elf"
+    text, data, bss = _sizes(elf)
+    assert text + data <= board.memory.app_flash_bytes
+    assert data + bss <= board.memory.app_ram_bytes
+    manifest = json.loads((folder / "agent.json").read_text())
+    assert manifest["static_ram_estimate_bytes"] >= data + bss
+    symbols = _symbols(elf)
+    assert symbols["shoal_vector_table"] == FLASH_ORIGIN[name]
+    if name == "rpi-pico-w":
+        boot2 = _flash_image(elf)[:256]
+        assert boot2_module().crc32_rp2040(boot2[:252]) == int.from_bytes(boot2[252:], "little")
+    print(f"kws agent on {name}: text {text} data {data} bss {bss}")
+
+    # The same sources built the way platformio.ini and shoal_pio_link.py say.
+    pio_elf = _build_like_platformio(folder, board)
+    assert _sizes(pio_elf) == (text, data, bss)

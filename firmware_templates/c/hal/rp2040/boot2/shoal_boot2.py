@@ -4,7 +4,8 @@ Responsible for: assembling `shoal_boot2.S` with arm-none-eabi-gcc, extracting i
 arm-none-eabi-objcopy, checking it fits 252 bytes, padding it and appending the CRC32 the boot
 ROM checks (RP2040 datasheet 2.8.1.3: polynomial 0x04C11DB7, initial value 0xFFFFFFFF, bits not
 reflected, no final XOR; stored little-endian in bytes 252..255), and writing
-`shoal_boot2_image.c`, which puts the 256 bytes in section `.boot2` for the linker script.
+`shoal_boot2_image.c`, which puts the 256 bytes in section `.boot2` for the linker script (an
+existing file that already holds the same 256 bytes is left as it is).
 
 Three ways in: `python shoal_boot2.py OUT.c [--cc GCC] [--objcopy OBJCOPY]` (Makefiles, tests);
 `build_boot2_source(...)` from Python; and as a PlatformIO `extra_scripts = pre:shoal_boot2.py`,
@@ -18,6 +19,7 @@ interpreter); it writes only the output file, through a temporary name.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +78,15 @@ def image_source(image: bytes) -> str:
     )
 
 
+def image_of_source(text: str) -> bytes | None:
+    """The 256 bytes a shoal_boot2_image.c holds, or None when it holds something else."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    values = re.findall(r"0x([0-9a-fA-F]{2})\b", text[start:])
+    return bytes(int(v, 16) for v in values) if len(values) == BOOT2_BYTES else None
+
+
 def assemble(source: Path, cc: str, objcopy: str) -> bytes:
     """The machine code of `source` (its .text.shoal_boot2 section) as bytes."""
     with tempfile.TemporaryDirectory(prefix="shoal-boot2-") as work:
@@ -108,6 +119,8 @@ def build_boot2_source(
     `out`; returns the 256-byte image."""
     image = boot2_image(assemble(source or HERE / SOURCE_NAME, cc, objcopy))
     out = Path(out)
+    if out.is_file() and image_of_source(out.read_text()) == image:
+        return image  # already right: keep the file (and any stamp or hash recorded for it)
     temporary = out.with_name(out.name + ".tmp")
     temporary.write_text(image_source(image))
     os.replace(temporary, out)
