@@ -43,6 +43,7 @@ from tflite.BuiltinOperator import BuiltinOperator
 
 from codegen import __version__
 from codegen.emit.environment import TEMPLATES_DIR, environment
+from codegen.emit.platformio import agent_platformio_files
 from codegen.errors import ShoalInputError
 from codegen.ir.board import Board
 from codegen.ir.role import RoleSpec, SimulatedDriver
@@ -83,6 +84,25 @@ AGENT_BOARDS: dict[str, AgentBoard] = {
     "qemu-mps2-an386": AgentBoard(
         platform="hal",
         hal_folders=("qemu/common", "qemu/mps2_an386"),
+        linker_script="shoal_board.ld",
+        defines=("SHOAL_HAL_CONSOLE_UART=1",),
+    ),
+    # Real Cortex-M boards: Shoal's bare-metal HALs; platformio.ini beside the Makefile.
+    "nucleo-f446re": AgentBoard(
+        platform="hal",
+        hal_folders=("mcu_common", "stm32f4"),
+        linker_script="shoal_board.ld",
+        defines=("SHOAL_HAL_CONSOLE_UART=1",),
+    ),
+    "nrf52840-dk": AgentBoard(
+        platform="hal",
+        hal_folders=("mcu_common", "nrf52840"),
+        linker_script="shoal_board.ld",
+        defines=("SHOAL_HAL_CONSOLE_UART=1",),
+    ),
+    "rpi-pico-w": AgentBoard(
+        platform="hal",
+        hal_folders=("mcu_common", "rp2040"),
         linker_script="shoal_board.ld",
         defines=("SHOAL_HAL_CONSOLE_UART=1",),
     ),
@@ -306,6 +326,16 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
         linker_inputs=sorted(name for name in files if name.endswith(".ld")),
         printf_float=_json_publishes(logic),
     )
+    if board.toolchain.build_system == "platformio":
+        files.update(
+            agent_platformio_files(
+                board,
+                sources=sources,
+                defines=[*agent_board.defines, f"SHOAL_MQTTSN_MAX_PAYLOAD={sizing['max_payload']}"],
+                stamp=stamp,
+                extra_link_flags=("-u", "_printf_float") if _json_publishes(logic) else (),
+            )
+        )
     for name, text in files.items():
         (folder / name).write_text(text)
     firmware_id = firmware_id_of(folder)

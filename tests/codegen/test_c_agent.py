@@ -124,7 +124,7 @@ def test_generation_is_deterministic_and_id_follows_the_sources(tmp_path: Path) 
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("board_name", ["micropython-unix", "esp32-devkitc", "nucleo-f446re"])
+@pytest.mark.parametrize("board_name", ["micropython-unix", "esp32-devkitc"])
 def test_other_boards_are_refused_naming_the_supported_ones(
     tmp_path: Path, board_name: str
 ) -> None:
