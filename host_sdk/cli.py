@@ -147,7 +147,8 @@ def format_board(board: Board) -> str:
     if toolchain.platformio_platform:
         lines.append(
             f"  platformio   platform={toolchain.platformio_platform} "
-            f"board={toolchain.platformio_board} framework={toolchain.platformio_framework}"
+            f"board={toolchain.platformio_board} "
+            f"framework={toolchain.platformio_framework or 'none (bare metal, Shoal HAL)'}"
         )
     lines += [
         f"  flash with   {', '.join(board.flash_methods)}",
