@@ -211,10 +211,10 @@ def test_cli_gen_json_and_c_board_message(
     assert document["firmware_id"] == generate_agent(spec, None, tmp_path / "again").firmware_id
     assert {Path(p).name for p in document["files"]} >= {"main.py", "model_kws.py"}
 
-    code = shoal_main(["gen", str(spec), "--board", "qemu-lm3s6965evb", "-o", str(tmp_path / "c")])
+    code = shoal_main(["gen", str(spec), "--board", "esp32-devkitc", "-o", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("shoal gen: error: ") and "qemu-lm3s6965evb" in err
+    assert err.startswith("shoal gen: error: ") and "esp32-devkitc" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "c").exists()
 
