@@ -120,7 +120,10 @@ def run_agent(agent: VirtualAgent, printer: _Printer, timeout_s: float | None) -
         except AgentError as exc:
             printer.note(f"error: {exc}")
             return EXIT_FAILURE
-        printer.note(f"started {agent.name} (pid {agent.pid}, board {agent.project.board.name})")
+        printer.note(
+            f"started {agent.name} (pid {agent.pid}, board {agent.project.board.name}, "
+            f"running {agent.project.executable})"
+        )
         printer.event(
             "start",
             kind=agent.kind,

@@ -5,16 +5,18 @@ agent, or `main.py` + `shoal_firmware.py` of a MicroPython agent, with or withou
 `agent.json`), choosing how that board runs it, and giving callers the same handle for every
 kind: `start()`, `stop()` (SIGTERM, then SIGKILL after a grace period; always reaped, so no
 process is left behind), `kill()` (SIGKILL, as a power cut: the gateway publishes the will),
-`wait_line()`/`expect()` over the agent's console, `output`, `pid`, `running`, `returncode`,
-`boot_report` (the parsed boot line) and use as a context manager. The kinds:
+`wait_line()`/`expect()`/`read_lines()` over the agent's console, `output`, `pid`, `running`,
+`returncode`, `boot_report`/`wait_boot()` (the parsed boot line) and use as a context manager.
+The kinds:
 
 - `NativeAgent`: the built `agent` program (board `native`), MQTT-SN over UDP
   (`--gateway HOST:PORT --client-id ID`).
 - `MicroPythonUnixAgent`: `main.py` on the MicroPython unix port (board `micropython-unix`),
-  MQTT-SN over UDP (`--gateway HOST:PORT`); heap = the board's application RAM.
+  MQTT-SN over UDP (`--gateway HOST:PORT`); the `.mpy` image of `shoal build` when it is up to
+  date, else the sources; heap = the board's application RAM. Its client id is the spec's.
 - `QemuAgent`: the built ELF on a QEMU board (`host_sdk.hil.qemu.QemuBoard`), whose first UART
-  connects as a TCP client to a gateway's serial listener (`shoal gateway --serial-listen`) and
-  whose second UART is the console.
+  connects as a TCP client to a gateway's serial listener (`shoal gateway --serial-listen`),
+  optionally reconnecting, and whose second UART is the console. Its client id is compiled in.
 
 `open_agent(project_dir, ...)` returns the right kind, not started. Must not generate or build
 projects (`shoal gen` / `shoal build` do), talk MQTT itself, or end any process it did not
