@@ -1,7 +1,7 @@
 """`shoal build DIR` (host_sdk.build.agent_build, host_sdk.cli_build) with the real tools:
-a native C agent built by make + gcc, whose size table equals binutils' `size -B`; a QEMU C
-agent built by make + arm-none-eabi-gcc (checked against arm-none-eabi-size); MicroPython
-projects compiled by mpy-cross into DIR/build/ for each board's architecture; and the
+a native C agent built by make + gcc, whose size table equals binutils' `size -B`; QEMU and
+nucleo-f446re C agents built by make + arm-none-eabi-gcc (checked against arm-none-eabi-size);
+MicroPython projects compiled by mpy-cross into DIR/build/ for each board's architecture; the
 errors: not a generated project, a missing toolchain (PATH without it), a missing PlatformIO,
 a failed compile (the compiler's last lines shown), a failed mpy-cross (the previous build
 left intact) - each a clear message, a non-zero exit and no traceback.
@@ -91,12 +91,13 @@ def test_native_c_agent_builds_with_gcc_and_reports_its_size(
 
 
 @pytest.mark.gen
-def test_qemu_c_agent_builds_with_arm_gcc(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("board", ["qemu-mps2-an386", "nucleo-f446re"])
+def test_cortex_m_c_agent_builds_with_arm_gcc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], board: str
 ) -> None:
     if shutil.which("arm-none-eabi-gcc") is None or shutil.which("arm-none-eabi-size") is None:
         pytest.skip("arm-none-eabi-gcc / arm-none-eabi-size missing")
-    project = gen(tmp_path, "qemu-mps2-an386", "agent", capsys)
+    project = gen(tmp_path, board, "agent", capsys)
     code, out, err = build_cli(capsys, str(project), "--json")
     assert code == 0, err
     document = json.loads(out)
@@ -105,7 +106,11 @@ def test_qemu_c_agent_builds_with_arm_gcc(
     assert elf.read_bytes()[4] == 1  # a 32-bit ELF
     sizes = berkeley("arm-none-eabi-size", elf)
     assert {k: document["size"][k] for k in ("text", "data", "bss")} == sizes
-    assert document["size"]["ram_budget"] == get_board("qemu-mps2-an386").memory.app_ram_bytes
+    memory = get_board(board).memory
+    assert document["size"]["ram_budget"] == memory.app_ram_bytes
+    assert document["size"]["flash_budget"] == memory.app_flash_bytes
+    assert document["size"]["ram_used"] == sizes["data"] + sizes["bss"]
+    assert document["size"]["fits"] is True
 
 
 @pytest.mark.gen
