@@ -174,13 +174,15 @@ def generate_c_agent(role: RoleSpec, board: Board, out_dir: Path) -> list[Path]:
     """Write the C project of `role` for `board` into `out_dir`; returns the files written.
 
     `board` is the target (it wins over the spec's `board`). Raises ShoalInputError (writing
-    nothing) for a board other than `native`, a sensor driver the board does not offer, more
-    than 4 models, a model input that does not fit one `cmd` (2048 - 8 bytes) or an output that
-    does not fit one `resp`, more than 9 publishes (the client's topic table), or an `out_dir`
-    that exists, is not empty and was not written by this generator. Spec parts the native
-    agent does not do yet (on_threshold triggers, publishes of sensors or subscriptions,
+    nothing) for a board without an `AGENT_BOARDS` entry, a sensor driver the board does not
+    offer, more than 4 models, a model input that does not fit one `cmd` (2048 - 8 bytes) or an
+    output that does not fit one `resp`, more than 9 publishes (the client's topic table), a
+    bare-metal agent whose static RAM estimate exceeds the board's `app_ram_bytes`, or an
+    `out_dir` that exists, is not empty and was not written by this generator. Spec parts the
+    C agent does not do yet (on_threshold triggers, publishes of sensors or subscriptions,
     aggregates, QoS -1, subscribes, duty cycle) are listed in agent.json `not_implemented` and
-    printed as NOTE lines at boot.
+    printed as NOTE lines at boot. On bare metal a discovery (`gateway.discover`) setting is
+    moot: the UART is point to point, the agent connects to whoever is at the other end.
     """
     if board.name not in AGENT_BOARDS:
         raise ShoalInputError(

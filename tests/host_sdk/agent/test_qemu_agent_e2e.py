@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -188,6 +189,103 @@ def test_qemu_agent_birth_infer_heartbeat_profile_reboot_will(
         wills = _wait_payloads(probe, f"{base}/will", lambda w: len(w) >= 1, 15)
         assert wills[0]["kind"] == "will" and wills[0]["incarnation"] == 2
         assert time.monotonic() - t0 < 15
+    finally:
+        if qemu is not None:
+            qemu.close()
+        gateway.stop()
+
+
+VIBRATION = REPO / "examples" / "roles" / "vibration_anomaly.yaml"
+REPLAY = REPO / "tests" / "data" / "roles" / "vibration_replay.csv"
+DENSE = REPO / "tests" / "data" / "shoal_dense_tiny.tflite"
+
+
+def test_qemu_agent_publishes_json_results_and_sleeps(broker, probe, tmp_path: Path) -> None:
+    """On the soft-float Cortex-M3: replayed samples through a float32-input model, published as
+    JSON (newlib-nano float printf) every 200 ms, each result TFLM's output for one of the
+    replay's windows; a sleep command (MQTT-SN DISCONNECT with duration over the UART) is
+    answered, the agent wakes and connects again with a new birth, and a command sent while
+    it slept is still answered."""
+    for tool in ("arm-none-eabi-gcc", "make"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is needed to build the QEMU agent")
+    if not qemu_available():
+        pytest.skip("qemu-system-arm is not installed")
+    run_tflm_invocations = pytest.importorskip("host_sdk.verify.tflm_oracle").run_tflm_invocations
+    client_id = harness.unique("vq")
+    text = VIBRATION.read_text()
+    for old, new in {
+        "../../tests/data/shoal_dense_tiny.tflite": str(DENSE),
+        "adc: {channel: 3, scale: 0.001, offset: -1.65}": (
+            f"simulated: {{generator: replay, file: {REPLAY}}}"
+        ),
+        "on_threshold: {source: vibration, above: 1.5, run: [health]}": (
+            "periodic: {period_ms: 200, run: [health]}"
+        ),
+        "threshold: 0.5": "threshold: 0.0",
+    }.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    text = text.replace("\nclient_id:", "\n# client_id:") + f'\nclient_id: "{client_id}"\n'
+    commands = next(line for line in text.splitlines() if line.startswith("commands:"))
+    assert "sleep" in commands and "status" in commands, commands
+    spec_path = tmp_path / "vibration.yaml"
+    spec_path.write_text(text)
+    role = load_role_spec(spec_path)
+    board = get_board("qemu-lm3s6965evb")
+    out = tmp_path / "agent"
+    generate_c_agent(role, board, out)
+    elf = _build(out)
+
+    lines = REPLAY.read_text().splitlines()
+    samples = [float(x) for x in lines if x.strip() and not x.lstrip().startswith("#")]
+    windows = [
+        np.array([[samples[(start + i) % len(samples)] for i in range(16)]], np.float32)
+        for start in range(len(samples))
+    ]
+    outputs = [o[0][0] for o in run_tflm_invocations(DENSE.read_bytes(), [[w] for w in windows])]
+    labels = ["normal", "imbalance", "bearing_wear"]
+    possible = {(labels[int(np.argmax(o))], round(float(np.max(o)), 4)) for o in outputs}
+
+    topic = f"plant/{role.role}/{client_id}/health"
+    base = f"shoal/v1/{role.role}/{client_id}"
+    probe.subscribe(topic, qos=1)
+    probe.subscribe(f"{base}/#", qos=1)
+    gateway = harness.ShoalGatewayProcess(
+        broker.url, "--serial-listen", "127.0.0.1:0", "--state-dir", str(tmp_path / "gw")
+    )
+    qemu = None
+    try:
+        ((host, port),) = gateway.serial_listen
+        qemu = QemuBoard(board, elf, serial_link=f"tcp:{host}:{port},nodelay=on")
+        qemu.start()
+        boot = qemu.expect(r"^SHOAL-AGENT BOOT .*$", 20).group(0).decode()
+        assert (
+            f"role=vibration board=qemu-lm3s6965evb firmware={json.loads((out / 'agent.json').read_text())['firmware_id']}"
+            in boot
+        )
+        qemu.expect(r"^NOTE not implemented by the C agent yet: duty_cycle\r?$", 5)
+        messages = probe.wait_for(lambda m: sum(t == topic for t, *_ in m) >= 3, 30)
+        results = [json.loads(p) for t, p, _q, _r in messages if t == topic]
+        seqs = [r["seq"] for r in results]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        for result in results:
+            assert result["model"] == "health"
+            assert result["top"] == [[result["label"], result["score"]]]
+            assert (result["label"], round(result["score"], 4)) in possible, (result, possible)
+
+        _wait_payloads(probe, f"{base}/birth", lambda b: len(b) >= 1, 10)
+        sleep_cmd = {"kind": "cmd", "corr": 31, "code": 6, "args": struct.pack("<I", 2)}
+        probe.publish(f"{base}/cmd", protocol.encode(sleep_cmd), qos=1)
+        qemu.expect(r"^SLEEP 2\r?$", 15)
+        resps = _wait_payloads(probe, f"{base}/resp", lambda r: any(m["corr"] == 31 for m in r), 10)
+        answer = next(m for m in resps if m["corr"] == 31)
+        assert (answer["state"], answer["error"]) == (0, 0)
+        status_cmd = {"kind": "cmd", "corr": 32, "code": 3, "args": b""}
+        probe.publish(f"{base}/cmd", protocol.encode(status_cmd), qos=1)
+        qemu.expect(r"^WAKE\r?$", 15)
+        _wait_payloads(probe, f"{base}/birth", lambda b: len(b) >= 2, 15)
+        _wait_payloads(probe, f"{base}/resp", lambda r: any(m["corr"] == 32 for m in r), 15)
     finally:
         if qemu is not None:
             qemu.close()
