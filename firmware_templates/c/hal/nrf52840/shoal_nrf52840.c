@@ -258,15 +258,18 @@ uint32_t shoal_hal_now_ms(void)
     uint32_t before;
     uint32_t after;
     uint32_t counter;
+    uint32_t pending;
     uint64_t ticks;
 
+    /* Re-read when the overflow handler ran meanwhile, so count and counter agree. */
     do {
         before = rtc_overflows;
         counter = RTC_COUNTER;
+        pending = RTC_EVENTS_OVRFLW;
         after = rtc_overflows;
     } while (before != after);
     /* An overflow not yet served (interrupts masked, or just now): count it here. */
-    if (RTC_EVENTS_OVRFLW != 0u && counter < (1u << (RTC_COUNTER_BITS - 1u))) {
+    if (pending != 0u && counter < (1u << (RTC_COUNTER_BITS - 1u))) {
         before += 1u;
     }
     ticks = ((uint64_t)before << RTC_COUNTER_BITS) | counter;

@@ -137,6 +137,10 @@
 #define UART_IMSC_RTIM (1u << 6)
 #define UART_DR_ERRORS (0xFu << 8) /* framing, parity, break, overrun */
 
+/* Interrupt control and state register (Armv6-M ARM B3.2.4): SysTick pending bit. */
+#define SCB_ICSR REG(0xE000ED04u)
+#define SCB_ICSR_PENDSTSET (1u << 26)
+
 #define READY_POLLS 1000000u
 #define SYSTICK_PERIOD (1u << 24) /* free-running 24-bit down-counter */
 
@@ -274,11 +278,18 @@ uint32_t shoal_hal_cycles(void)
     uint32_t before;
     uint32_t after;
     uint32_t remaining;
+    uint32_t pending;
+    /* Re-read when the SysTick handler ran meanwhile, so wraps and counter agree. */
     do {
         before = systick_wraps;
         remaining = SHOAL_SYST_CVR;
+        pending = SCB_ICSR & SCB_ICSR_PENDSTSET;
         after = systick_wraps;
     } while (before != after);
+    /* A wrap whose exception is still pending (interrupts masked, or just now): count it. */
+    if (pending != 0u && remaining > SYSTICK_PERIOD / 2u) {
+        before += 1u;
+    }
     return before * SYSTICK_PERIOD + (SYSTICK_PERIOD - 1u - remaining);
 }
 

@@ -46,7 +46,9 @@
 #define RCC_PLLCFGR_PLLN_SHIFT 6u  /* bits 14:6 */
 #define RCC_PLLCFGR_PLLP_SHIFT 16u /* bits 17:16, 0 = /2 */
 #define RCC_PLLCFGR_PLLSRC_HSE (1u << 22)
-#define RCC_PLLCFGR_MNP_MASK (0x3Fu | (0x1FFu << 6) | (0x3u << 16) | RCC_PLLCFGR_PLLSRC_HSE)
+#define RCC_PLLCFGR_PLLQ_SHIFT 24u /* bits 27:24 */
+#define RCC_PLLCFGR_MNPQ_MASK                                                                 \
+    (0x3Fu | (0x1FFu << 6) | (0x3u << 16) | RCC_PLLCFGR_PLLSRC_HSE | (0xFu << 24))
 #define RCC_CFGR_SW_MASK 0x3u
 #define RCC_CFGR_SW_PLL_P 0x2u
 #define RCC_CFGR_SWS_SHIFT 2u
@@ -120,6 +122,7 @@
 #define PLL_HZ 180000000u
 #define PLL_M 8u
 #define PLL_N 180u
+#define PLL_Q 8u
 #define FLASH_WAIT_STATES_180MHZ 5u
 /* Polls of a ready flag before giving up (far beyond the datasheet's start-up times). */
 #define READY_POLLS 1000000u
@@ -152,8 +155,10 @@ static int clock_to_180mhz(void)
     RCC_APB1ENR |= RCC_APB1ENR_PWREN;
     (void)RCC_APB1ENR; /* read back: the enable takes effect before PWR is touched */
     PWR_CR |= PWR_CR_VOS_SCALE1;
-    RCC_PLLCFGR = (RCC_PLLCFGR & ~RCC_PLLCFGR_MNP_MASK) | (PLL_M << RCC_PLLCFGR_PLLM_SHIFT) |
-                  (PLL_N << RCC_PLLCFGR_PLLN_SHIFT) | (0u << RCC_PLLCFGR_PLLP_SHIFT);
+    /* PLLR keeps its reset value (2); PLLQ = 8 keeps PLL48CLK at 45 MHz (unused here). */
+    RCC_PLLCFGR = (RCC_PLLCFGR & ~RCC_PLLCFGR_MNPQ_MASK) | (PLL_M << RCC_PLLCFGR_PLLM_SHIFT) |
+                  (PLL_N << RCC_PLLCFGR_PLLN_SHIFT) | (0u << RCC_PLLCFGR_PLLP_SHIFT) |
+                  (PLL_Q << RCC_PLLCFGR_PLLQ_SHIFT);
     RCC_CR |= RCC_CR_PLLON;
     if (!wait_set(&RCC_CR, RCC_CR_PLLRDY, RCC_CR_PLLRDY)) {
         RCC_CR &= ~RCC_CR_PLLON;
