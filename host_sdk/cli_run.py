@@ -141,10 +141,15 @@ def run_agent(agent: VirtualAgent, printer: _Printer, timeout_s: float | None) -
                 printer.console(line)
             shown += len(lines)
             if not boot_seen and lines:
-                report = agent.boot_report
-                if report is not None:
+                try:
+                    report = agent.complete_boot_report()
+                except AgentError as exc:  # a garbled boot line: say so, keep streaming
                     boot_seen = True
-                    _check_boot(agent, report, printer)
+                    printer.note(f"warning: {exc}")
+                else:
+                    if report is not None:
+                        boot_seen = True
+                        _check_boot(agent, report, printer)
             if received:
                 reason = "signal"
                 break

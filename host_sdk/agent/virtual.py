@@ -558,17 +558,24 @@ class VirtualAgent(abc.ABC):
         with self._cond:
             return parse_boot_report(list(self.lines))
 
-    def wait_boot(self, timeout_s: float = 20.0) -> BootReport:
-        """The boot report once the boot line (and, for MicroPython, one MODEL line per model
-        of the project, when the project says how many) has arrived. Raises AgentTimeout."""
-        deadline = time.monotonic() + timeout_s
+    def complete_boot_report(self) -> BootReport | None:
+        """The boot report once it is complete: the boot line and, for MicroPython, one MODEL
+        line per model of the project (when the project says how many); else None."""
+        with self._cond:
+            report = parse_boot_report(list(self.lines))
         expected_models = self._expected_models()
+        if report is None or (expected_models is not None and len(report.models) < expected_models):
+            return None
+        return report
+
+    def wait_boot(self, timeout_s: float = 20.0) -> BootReport:
+        """The complete boot report (see complete_boot_report), waiting up to `timeout_s`.
+        Raises AgentTimeout (with the console tail) when it does not come."""
+        deadline = time.monotonic() + timeout_s
         with self._cond:
             while True:
-                report = parse_boot_report(list(self.lines))
-                if report is not None and (
-                    expected_models is None or len(report.models) >= expected_models
-                ):
+                report = self.complete_boot_report()
+                if report is not None:
                     return report
                 remaining = deadline - time.monotonic()
                 if self._reader_done() or remaining <= 0:

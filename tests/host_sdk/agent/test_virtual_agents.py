@@ -293,25 +293,31 @@ def test_shoal_run_streams_the_console_and_stops_on_a_signal(
         run.stop()
 
 
-def test_shoal_run_json_and_timeout(native_project: Path, gateway: Any) -> None:
+@pytest.mark.parametrize("kind", ["native", "micropython-unix"])
+def test_shoal_run_json_and_timeout(
+    request: pytest.FixtureRequest, kind: str, gateway: Any
+) -> None:
+    project = _project(request, kind)
     run = _shoal_run(
-        str(native_project), "--gateway", f"127.0.0.1:{gateway.port}", "--timeout", "3", "--json"
+        str(project), "--gateway", f"127.0.0.1:{gateway.port}", "--timeout", "4", "--json"
     )
     try:
-        assert run.wait_exit(30) == 0
+        assert run.wait_exit(40) == 0
     finally:
         run.stop()
     events = [json.loads(line) for line in run.lines if line.startswith("{")]
     kinds = [event["event"] for event in events]
-    assert kinds[0] == "start" and kinds[-1] == "exit" and "boot" in kinds
+    assert kinds[0] == "start" and kinds[-1] == "exit" and kinds.count("boot") == 1
     start = events[0]
-    manifest = json.loads((native_project / "agent.json").read_text())
-    assert start["kind"] == "native" and start["firmware_id"] == manifest["firmware_id"][:16]
+    expected = load_project(project)
+    assert start["kind"] == kind and start["firmware_id"] == expected.firmware_id
     boot = next(event for event in events if event["event"] == "boot")
-    assert boot["firmware_id"] == manifest["firmware_id"][:16]
-    assert boot["models"] == {"kws": manifest["models"][0]["hash"]}
+    assert boot["firmware_id"] == expected.firmware_id and boot["board"] == kind
+    # complete: the MicroPython agent's MODEL lines follow its boot line
+    assert boot["models"] == expected.model_hashes == {"kws": boot["models"]["kws"]}
     consoles = [event["line"] for event in events if event["event"] == "console"]
-    assert consoles[0].startswith("SHOAL-AGENT BOOT") and "CONNECTED" in consoles
+    assert consoles[0].startswith("SHOAL-AGENT BOOT" if kind == "native" else "SHOAL AGENT")
+    assert any(line.startswith("CONNECTED") for line in consoles)
     assert events[-1]["reason"] == "timeout" and events[-1]["status"] == 0
     _assert_gone(start["pid"])
 
