@@ -4,8 +4,8 @@
  *
  * Responsible for: the clock tree, the link UART (USART2 on PA2 TX / PA3 RX: the ST-LINK
  * virtual COM port of the Nucleo), the console UART (USART1 on PA9 TX = Arduino D8, PA10 RX =
- * Arduino D2; wire a 3.3 V USB-serial adapter there), the 1 kHz SysTick millisecond clock and
- * the DWT cycle counter. Must not: block in an interrupt handler or use the HAL/LL libraries.
+ * Arduino D2; wire a 3.3 V USB-serial adapter there; -DSHOAL_STM32F4_SWAP_UARTS=1 swaps the
+ * two), the 1 kHz SysTick millisecond clock and the DWT cycle counter. Must not: block in an interrupt handler or use the HAL/LL libraries.
  *
  * Clock (RM0390 section 6.3): the 16 MHz HSI feeds the main PLL with M = 8 (2 MHz at the PLL
  * input), N = 180 (VCO 360 MHz), P = 2: SYSCLK = HCLK = 180 MHz, APB1 = 45 MHz (/4, its
@@ -108,8 +108,31 @@
 #define USART_CR1_TE (1u << 3)
 #define USART_CR1_RXNEIE (1u << 5)
 #define USART_CR1_UE (1u << 13)
-/* RM0390 table 38: USART2 global interrupt is IRQ 38. */
+/* RM0390 table 38: USART1 global interrupt is IRQ 37, USART2 IRQ 38. */
+#define USART1_IRQ 37u
 #define USART2_IRQ 38u
+
+/*
+ * Which USART is which. Default: link = USART2 (the ST-LINK virtual COM port), console =
+ * USART1 (PA9). SHOAL_STM32F4_SWAP_UARTS=1 swaps them: the link on PA9/PA10 (to a radio or a
+ * gateway host wired to the pins) and the console on the ST-LINK's USB port.
+ */
+#ifndef SHOAL_STM32F4_SWAP_UARTS
+#define SHOAL_STM32F4_SWAP_UARTS 0
+#endif
+#if SHOAL_STM32F4_SWAP_UARTS
+#define LINK_BASE USART1_BASE
+#define LINK_IRQ USART1_IRQ
+#define LINK_PCLK apb2_hz
+#define CONSOLE_BASE USART2_BASE
+#define CONSOLE_PCLK apb1_hz
+#else
+#define LINK_BASE USART2_BASE
+#define LINK_IRQ USART2_IRQ
+#define LINK_PCLK apb1_hz
+#define CONSOLE_BASE USART1_BASE
+#define CONSOLE_PCLK apb2_hz
+#endif
 
 /* Debug: DEMCR (Armv7-M ARM C1.6.5) and DWT (C1.8). */
 #define DEMCR REG(0xE000EDFCu)
@@ -237,9 +260,9 @@ void shoal_mcu_board_init(void)
     pin_to_usart(10u); /* PA10 USART1_RX (unused: the console is output only) */
     pull_up(3u);
     pull_up(10u);
-    usart_start(USART2_BASE, apb1_hz, SHOAL_HAL_LINK_BAUD, USART_CR1_RXNEIE);
-    usart_start(USART1_BASE, apb2_hz, SHOAL_HAL_CONSOLE_BAUD, 0u);
-    shoal_mcu_nvic_enable(USART2_IRQ);
+    usart_start(LINK_BASE, LINK_PCLK, SHOAL_HAL_LINK_BAUD, USART_CR1_RXNEIE);
+    usart_start(CONSOLE_BASE, CONSOLE_PCLK, SHOAL_HAL_CONSOLE_BAUD, 0u);
+    shoal_mcu_nvic_enable(LINK_IRQ);
 }
 
 void shoal_hal_init(void)
@@ -276,29 +299,29 @@ uint32_t shoal_hal_cycles(void)
 int shoal_mcu_irq(uint32_t irq)
 {
     uint32_t status;
-    if (irq != USART2_IRQ) {
+    if (irq != LINK_IRQ) {
         return 0;
     }
     /* Reading SR then DR clears RXNE and ORE (RM0390 25.6.1); an overrun lost a byte. */
-    status = USART_SR(USART2_BASE);
+    status = USART_SR(LINK_BASE);
     while ((status & (USART_SR_RXNE | USART_SR_ORE)) != 0u) {
-        uint8_t byte = (uint8_t)(USART_DR(USART2_BASE) & 0xFFu);
+        uint8_t byte = (uint8_t)(USART_DR(LINK_BASE) & 0xFFu);
         if ((status & USART_SR_ORE) != 0u) {
             link_rx.dropped = link_rx.dropped + 1u;
         }
         if ((status & USART_SR_RXNE) != 0u) {
             shoal_mcu_ring_push(&link_rx, byte);
         }
-        status = USART_SR(USART2_BASE);
+        status = USART_SR(LINK_BASE);
     }
     return 1;
 }
 
 void shoal_hal_uart_putc(uint8_t byte)
 {
-    while ((USART_SR(USART2_BASE) & USART_SR_TXE) == 0u) {
+    while ((USART_SR(LINK_BASE) & USART_SR_TXE) == 0u) {
     }
-    USART_DR(USART2_BASE) = byte;
+    USART_DR(LINK_BASE) = byte;
 }
 
 int shoal_hal_uart_getc(void)
@@ -318,12 +341,12 @@ uint32_t shoal_hal_cycles_hz(void)
 
 void shoal_mcu_console_putc(uint8_t byte)
 {
-    while ((USART_SR(USART1_BASE) & USART_SR_TXE) == 0u) {
+    while ((USART_SR(CONSOLE_BASE) & USART_SR_TXE) == 0u) {
     }
-    USART_DR(USART1_BASE) = byte;
+    USART_DR(CONSOLE_BASE) = byte;
     if (byte == '\n') {
         /* Let a line leave before a halt can stop the clocks of a debug-less board. */
-        while ((USART_SR(USART1_BASE) & USART_SR_TC) == 0u) {
+        while ((USART_SR(CONSOLE_BASE) & USART_SR_TC) == 0u) {
         }
     }
 }
