@@ -10,7 +10,8 @@ it runs on its 16 MHz HSI fallback while QEMU clocks SysTick at 168 MHz: the age
 milliseconds pass about 10x faster than real ones (retries and heartbeats come sooner; nothing
 here depends on their period). Checked: the boot line carries agent.json's firmware id and the
 model's hash, the birth arrives through the gateway with the same id, and an infer command is
-answered with exactly TFLM's output bytes. Every process is stopped in a `finally`.
+answered with exactly TFLM's output bytes; with the project's kws model and with tiny_kws from
+../shared/models (skipped when absent). Every process is stopped in a `finally`.
 """
 
 from __future__ import annotations
@@ -49,12 +50,20 @@ def _decoded(probe_client, topic: str, predicate, timeout_s: float) -> list[dict
     return [protocol.decode(p) for t, p, _q, _r in msgs if t == topic]
 
 
-def _spec(tmp_path: Path, client_id: str) -> Path:
+# tiny_kws (MLPerf Tiny keyword spotting, ../shared/models) has the same (1, 49, 10, 1) input
+# as the project's own model but 12 outputs.
+TINY_KWS_LABELS = '[down, go, left, "no", "off", "on", right, stop, up, "yes", silence, unknown]'
+
+
+def _spec(tmp_path: Path, client_id: str, model: Path) -> Path:
     text = EXAMPLE.read_text()
-    for old, new in {
-        "../../tests/data/shoal_kws_tiny.tflite": str(MODEL),
+    replacements = {
+        "../../tests/data/shoal_kws_tiny.tflite": str(model),
         'client_id: "kws-{name}"': f'client_id: "{client_id}"',
-    }.items():
+    }
+    if model.name == "tiny_kws.tflite":
+        replacements['labels: [silence, unknown, "yes", "no"]'] = f"labels: {TINY_KWS_LABELS}"
+    for old, new in replacements.items():
         assert old in text, old
         text = text.replace(old, new)
     path = tmp_path / "kws.yaml"
@@ -75,8 +84,9 @@ def _make_with(folder: Path, define: str) -> Path:
     return folder / json.loads((folder / "agent.json").read_text())["artifact"]
 
 
+@pytest.mark.parametrize("model_name", ["shoal_kws_tiny", "tiny_kws"])
 def test_nucleo_agent_on_netduinoplus2_boots_births_and_infers_like_tflm(
-    broker, probe, tmp_path: Path
+    broker, probe, tmp_path: Path, request: pytest.FixtureRequest, model_name: str
 ) -> None:
     for tool in ("arm-none-eabi-gcc", "make"):
         if shutil.which(tool) is None:
@@ -84,15 +94,19 @@ def test_nucleo_agent_on_netduinoplus2_boots_births_and_infers_like_tflm(
     if not qemu_available():
         pytest.skip("qemu-system-arm is not installed")
     run_tflm = pytest.importorskip("host_sdk.verify.tflm_oracle").run_tflm
+    if model_name == "tiny_kws":
+        model = request.getfixturevalue("shared_models_dir") / "tiny_kws.tflite"
+    else:
+        model = MODEL
     nucleo = get_board(BOARD)
     client_id = harness.unique("kn")
-    role = load_role_spec(_spec(tmp_path, client_id))
+    role = load_role_spec(_spec(tmp_path, client_id, model))
     out = tmp_path / "agent"
     generate_c_agent(role, nucleo, out)
     elf = _make_with(out, "SHOAL_STM32F4_SWAP_UARTS=1")
     manifest = json.loads((out / "agent.json").read_text())
     firmware_id = bytes.fromhex(manifest["firmware_id"])
-    model_hash = hashlib.sha256(MODEL.read_bytes()).digest()[:8]
+    model_hash = hashlib.sha256(model.read_bytes()).digest()[:8]
     emulated = dataclasses.replace(
         nucleo,
         qemu=Qemu(machine="netduinoplus2", cpu="cortex-m4", uart="stm32", uart_base_address=0),
@@ -121,7 +135,7 @@ def test_nucleo_agent_on_netduinoplus2_boots_births_and_infers_like_tflm(
 
         rng = np.random.default_rng(int(port))
         x = rng.integers(-128, 128, size=role.models[0].input_shape, dtype=np.int8)
-        expected = run_tflm(MODEL.read_bytes(), [x])[0].tobytes()
+        expected = run_tflm(model.read_bytes(), [x])[0].tobytes()
         cmd = {"kind": "cmd", "corr": 777, "code": 1, "args": b"\x00" + x.tobytes()}
         probe.publish(f"{base}/cmd", protocol.encode(cmd), qos=1)
         resps = _decoded(probe, f"{base}/resp", lambda r: any(m["corr"] == 777 for m in r), 40)
