@@ -94,6 +94,7 @@
 /* WATCHDOG, base 0x40058000: its tick generator clocks the TIMER. */
 #define WATCHDOG_TICK REG(0x40058000u + 0x2Cu)
 #define WATCHDOG_TICK_ENABLE (1u << 9)
+#define ROSC_NOMINAL_MHZ 6u /* datasheet 2.17: the ring oscillator starts at 1.8..12 MHz */
 
 /* TIMER, base 0x40054000; TIMER_IRQ_0 is IRQ 0. */
 #define TIMER_BASE 0x40054000u
@@ -177,7 +178,10 @@ static void start_clocks(void)
     XOSC_STARTUP = XOSC_STARTUP_DELAY;
     XOSC_CTRL = XOSC_CTRL_FREQ_1_15MHZ | XOSC_CTRL_ENABLE;
     if (!wait_bits(&XOSC_STATUS, XOSC_STATUS_STABLE, XOSC_STATUS_STABLE)) {
-        return; /* no crystal: stay on the ring oscillator (about 6 MHz, UARTs off-rate) */
+        /* No crystal: stay on the ring oscillator (about 6 MHz, so the UARTs are off-rate and
+         * the TIMER's "microseconds" only roughly so), but keep the clocks running. */
+        WATCHDOG_TICK = WATCHDOG_TICK_ENABLE | ROSC_NOMINAL_MHZ;
+        return;
     }
     CLK_REF_CTRL = CLK_REF_SRC_XOSC;
     CLK_REF_DIV = CLK_DIV_ONE;
