@@ -68,6 +68,7 @@
 #define CLK_SYS_SELECTED REG(CLOCKS_BASE + 0x44u)
 #define CLK_PERI_CTRL REG(CLOCKS_BASE + 0x48u)
 #define CLK_SYS_RESUS_CTRL REG(CLOCKS_BASE + 0x78u)
+#define CLK_REF_SRC_ROSC 0x0u
 #define CLK_REF_SRC_XOSC 0x2u
 #define CLK_SYS_SRC_AUX 0x1u
 #define CLK_SYS_AUXSRC_PLL_SYS (0x0u << 5)
@@ -169,12 +170,14 @@ static void unreset(uint32_t blocks)
 
 static void start_clocks(void)
 {
-    /* Run clk_sys from clk_ref (still the ring oscillator) while the PLL is rebuilt. */
+    /* Run clk_sys from clk_ref and clk_ref from the ring oscillator while the crystal and the
+     * PLL are (re)started: after a reset of the cores alone (AIRCR) they may be running. */
     CLK_SYS_RESUS_CTRL = 0u;
     CLK_SYS_CTRL = 0u;
     (void)wait_bits(&CLK_SYS_SELECTED, 0x1u, 0x1u);
+    CLK_REF_CTRL = CLK_REF_SRC_ROSC;
+    (void)wait_bits(&CLK_REF_SELECTED, 0x1u, 0x1u);
 
-    XOSC_CTRL = XOSC_CTRL_FREQ_1_15MHZ;
     XOSC_STARTUP = XOSC_STARTUP_DELAY;
     XOSC_CTRL = XOSC_CTRL_FREQ_1_15MHZ | XOSC_CTRL_ENABLE;
     if (!wait_bits(&XOSC_STATUS, XOSC_STATUS_STABLE, XOSC_STATUS_STABLE)) {
