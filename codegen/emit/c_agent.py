@@ -151,6 +151,11 @@ HAL_CMD_QUEUE_LEN = 2
 # QEMU boards: the UART ring, newlib's reent and stdio, the heap printf's float conversion
 # takes), bytes.
 HAL_RUNTIME_RAM_BYTES = 3072
+# Flash of the bare-metal agent without the models' weights (bytes, Cortex-M -Os, measured on
+# the QEMU boards: ~36 KiB for the kws agent with its kernels, agent, MQTT-SN client, protocol
+# codec, HAL and newlib-nano printf) and what newlib-nano's float printf adds (JSON payloads).
+HAL_CODE_FLASH_BYTES = 40960
+HAL_PRINTF_FLOAT_FLASH_BYTES = 12288
 RESERVED_PREFIXES = ("main", "agent", "shoal")
 
 
@@ -268,6 +273,15 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
     logic = _role_logic(role, board, models)
     sizing = _sizing(role, models, logic, posix)
     estimate = static_ram_estimate(models, logic, sizing, posix)
+    flash = flash_estimate(models, logic)
+    if not posix and flash > board.memory.app_flash_bytes:
+        raise ShoalInputError(
+            f"{role.source}: board '{board.name}': the agent needs about {flash} bytes of "
+            "flash (weights: "
+            + ", ".join(f"{m['name']} {m['weights_bytes']}" for m in models)
+            + f"; code ~{HAL_CODE_FLASH_BYTES}), more than the board's app_flash_bytes "
+            f"{board.memory.app_flash_bytes}; use a smaller model or a larger board"
+        )
     if not posix and estimate > board.memory.app_ram_bytes:
         raise ShoalInputError(
             f"{role.source}: board '{board.name}': the agent needs about {estimate} bytes of "
@@ -382,6 +396,7 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
         "build": {"tool": "make", "toolchain": board.toolchain.compiler},
         "platform": agent_board.platform,
         "static_ram_estimate_bytes": estimate,
+        "flash_estimate_bytes": flash,
         "app_ram_bytes": board.memory.app_ram_bytes,
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -499,6 +514,20 @@ def static_ram_estimate(
 SHOAL_MQTTSN_QUEUE_LEN = 4
 
 
+def flash_estimate(models: list[dict[str, object]], logic: dict[str, object]) -> int:
+    """Bytes of flash the bare-metal agent takes (text + data): the models' weights, replay
+    samples (4 bytes each) and the measured code size (an upper estimate the QEMU build tests
+    compare with arm-none-eabi-size)."""
+    total = HAL_CODE_FLASH_BYTES + sum(_int(m["weights_bytes"]) for m in models)
+    if _json_publishes(logic):
+        total += HAL_PRINTF_FLOAT_FLASH_BYTES
+    for sensor in _dicts(logic["sensors"]):
+        replay = sensor["replay"]
+        assert isinstance(replay, list)
+        total += 4 * len(replay)
+    return total
+
+
 def _models(role: RoleSpec, folder: Path) -> list[dict[str, object]]:
     """Generate the role's models into `folder`; the per-model facts main.c prints."""
     entries: list[Path | bytes | tuple[Path | bytes, str]] = [
@@ -542,6 +571,7 @@ def _models(role: RoleSpec, folder: Path) -> list[dict[str, object]]:
                     f"0x{spec_model.sha256[i : i + 2]}u" for i in range(0, 16, 2)
                 ),
                 "arena_bytes": summary.arena_bytes,
+                "weights_bytes": summary.weights_bytes,
                 "input_bytes": summary.input_bytes,
                 "output_bytes": summary.output_bytes,
                 "layer_count": len(layers),

@@ -90,6 +90,8 @@ def test_kws_agent_compiles_warning_free_and_fits_the_board(
     # The estimate the generator checks against the board is an upper bound, and not a wild one.
     estimate = manifest["static_ram_estimate_bytes"]
     assert ram <= estimate <= 1.5 * ram, (ram, estimate, sizes)
+    flash = sizes["text"] + sizes["data"]
+    assert flash <= manifest["flash_estimate_bytes"] <= 1.5 * flash, (flash, manifest)
 
 
 @pytest.mark.gen
@@ -114,6 +116,12 @@ def test_json_publish_and_role_without_models_compile_for_qemu(tmp_path: Path) -
     assert "-u _printf_float" in (tmp_path / "vib" / "Makefile").read_text()
     built = _make(tmp_path / "vib")
     assert built.returncode == 0, built.stdout + built.stderr
+    manifest = json.loads((tmp_path / "vib" / "agent.json").read_text())
+    sizes = size_of(tmp_path / "vib" / "agent.elf")
+    flash = sizes["text"] + sizes["data"]
+    assert flash <= manifest["flash_estimate_bytes"] <= 1.5 * flash, (flash, manifest)
+    ram = sizes["data"] + sizes["bss"]
+    assert ram <= manifest["static_ram_estimate_bytes"] <= 1.5 * ram, (ram, manifest)
     coordinator = load_role_spec(REPO / "examples" / "roles" / "coordinator.yaml")
     generate_c_agent(coordinator, board, tmp_path / "coord")
     assert "-u _printf_float" not in (tmp_path / "coord" / "Makefile").read_text()
@@ -137,3 +145,43 @@ def test_role_over_the_ram_budget_is_refused_before_writing(tmp_path: Path) -> N
     # The same role fits the real board (and native takes the hosted sizes).
     generate_c_agent(load_role_spec(spec), board, out)
     assert json.loads((out / "agent.json").read_text())["static_ram_estimate_bytes"] < 61_440
+
+
+SHARED_AD = REPO.parent / "shared" / "models" / "tiny_ad01.tflite"
+
+
+@pytest.mark.unit
+def test_role_over_the_flash_budget_is_refused_before_writing(tmp_path: Path) -> None:
+    board = get_board("qemu-lm3s6965evb")
+    small = replace(board, memory=replace(board.memory, app_flash_bytes=32_768))
+    out = tmp_path / "out" / "agent"
+    with pytest.raises(ShoalInputError) as caught:
+        generate_c_agent(load_role_spec(_kws(tmp_path)), small, out)
+    message = str(caught.value)
+    assert "board 'qemu-lm3s6965evb'" in message and "bytes of flash" in message
+    assert "kws 1016" in message and "app_flash_bytes 32768" in message
+    assert "\n" not in message and not (tmp_path / "out").exists()
+
+
+@pytest.mark.unit
+def test_shared_anomaly_model_does_not_fit_the_lm3s6965evb_flash(tmp_path: Path) -> None:
+    """tiny_ad01's weights (284256 bytes) exceed the 248 KiB the lm3s6965evb leaves: refused
+    at generation, where the linker would only fail at build time."""
+    if not SHARED_AD.is_file():
+        pytest.skip(f"{SHARED_AD} is absent (the shared models are not checked out here)")
+    spec = _write(
+        tmp_path,
+        "ad.yaml",
+        _kws(tmp_path).read_text(),
+        {str(MODEL): str(SHARED_AD), "shape: [10]": "shape: [128]", "window: 49": "window: 5"},
+    )
+    spec.write_text(
+        spec.read_text()
+        .replace('      argmax:\n        labels: [silence, unknown, "yes", "no"]\n', "")
+        .replace("      top_k: 2\n      threshold: 0.6\n", "      anomaly: {threshold: 0.01}\n")
+    )
+    out = tmp_path / "out" / "agent"
+    with pytest.raises(ShoalInputError) as caught:
+        generate_c_agent(load_role_spec(spec), get_board("qemu-lm3s6965evb"), out)
+    assert "kws 284256" in str(caught.value) and "bytes of flash" in str(caught.value)
+    assert not (tmp_path / "out").exists()
