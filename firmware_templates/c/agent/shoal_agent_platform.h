@@ -48,8 +48,9 @@ typedef struct {
     uint32_t incarnation;  /* this boot's incarnation */
 } agent_config;
 
-/* Configure this boot from `defaults` (and argc/argv where the platform has them). On bad
- * arguments it prints "ERROR <what>" and exits with status 2 (agent_platform_fatal). */
+/* Configure this boot from `defaults` (and argc/argv where the platform has them). Call first:
+ * on bare metal it also runs shoal_hal_init() and reads the boot record. On bad arguments it
+ * prints "ERROR <what>" and exits with status 2 (agent_platform_fatal). */
 void agent_platform_init(int argc, char **argv, const agent_defaults *defaults,
                          agent_config *config);
 
@@ -66,8 +67,9 @@ uint32_t agent_platform_static_ram(void);
 /* Push the console lines printed so far out (stdout). */
 void agent_console_flush(void);
 
-/* Open the MQTT-SN link of `config` and fill *transport. Returns 0, or -1 after printing
- * nothing (the caller reports the error). */
+/* Open the MQTT-SN link of `config` and fill *transport. Returns 0; a platform that can
+ * tell what went wrong stops with agent_platform_fatal itself (POSIX: no gateway address, the
+ * socket, the multicast group); -1 lets the caller report a generic error. */
 int agent_transport_open(const agent_config *config, shoal_mqttsn_transport *transport);
 
 /* After a GWINFO/ADVERTISE while searching: talk to the gateway it names (no-op where the
