@@ -271,7 +271,7 @@ def _render_project(role: RoleSpec, board: Board, folder: Path) -> None:
     client_id = render_client_id(role.client_id, role.name, role.role, board.name, uid=spec_sha[:8])
     heartbeat_ms = max(1, round(role.presence.heartbeat_s * 1000))
     logic = _role_logic(role, board, models)
-    sizing = _sizing(role, models, logic, posix)
+    sizing = _sizing(models, logic, posix)
     estimate = static_ram_estimate(models, logic, sizing, posix)
     flash = flash_estimate(models, logic)
     if not posix and flash > board.memory.app_flash_bytes:
@@ -438,7 +438,7 @@ def _copied_files(agent_board: AgentBoard) -> list[str]:
 
 
 def _sizing(
-    role: RoleSpec, models: list[dict[str, object]], logic: dict[str, object], posix: bool
+    models: list[dict[str, object]], logic: dict[str, object], posix: bool
 ) -> dict[str, int]:
     """Buffer sizes of the agent: the hosted ones on posix; on bare metal the largest message
     the role needs (a cmd carrying an input, a resp carrying an output, 256 for every other
@@ -461,7 +461,6 @@ def _sizing(
         (_int(layer["index"]) + 1 for m in models for layer in _dicts(m["layers"])),
         default=1,
     )
-    del role
     return {
         "max_payload": (need + 15) // 16 * 16,
         "outbox_len": HAL_OUTBOX_LEN,

@@ -14,7 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from codegen.emit import c_agent
 from codegen.emit.c_agent import firmware_id_of, generate_c_agent
 from codegen.errors import ShoalInputError
 from codegen.loaders.board_loader import get_board
@@ -185,3 +188,56 @@ def test_shared_anomaly_model_does_not_fit_the_lm3s6965evb_flash(tmp_path: Path)
         generate_c_agent(load_role_spec(spec), get_board("qemu-lm3s6965evb"), out)
     assert "kws 284256" in str(caught.value) and "bytes of flash" in str(caught.value)
     assert not (tmp_path / "out").exists()
+
+
+_model_facts = st.builds(
+    lambda arena, inp, outp, weights, layers: {
+        "name": "m",
+        "arena_bytes": arena,
+        "input_bytes": inp,
+        "output_bytes": outp,
+        "weights_bytes": weights,
+        "layers": [{"index": i} for i in range(layers)],
+    },
+    st.integers(0, 200_000),
+    st.integers(1, 2000),
+    st.integers(1, 2000),
+    st.integers(0, 500_000),
+    st.integers(1, 64),
+)
+
+
+@pytest.mark.unit
+@settings(max_examples=200, deadline=None)
+@given(models=st.lists(_model_facts, min_size=0, max_size=4), json_payload=st.booleans())
+def test_estimates_cover_every_model_buffer_and_message(
+    models: list[dict[str, object]], json_payload: bool
+) -> None:
+    """Bare-metal sizing: messages hold the largest cmd (input + 8) and resp (output + 13),
+    the RAM estimate covers every arena, input and output, and the flash estimate every
+    weight byte; growing one model's arena or weights grows the estimate by at least that."""
+    logic: dict[str, object] = {
+        "publishes": [{"json": json_payload}],
+        "feeds": [],
+        "sensors": [],
+        "max_sample_elements": 1,
+    }
+    sizing = c_agent._sizing(models, logic, posix=False)
+    payload = sizing["max_payload"]
+    assert payload % 16 == 0 and payload >= (512 if json_payload else 256)
+    for m in models:
+        assert payload >= int(m["input_bytes"]) + 8
+        assert payload >= int(m["output_bytes"]) + 13
+    ram = c_agent.static_ram_estimate(models, logic, sizing, posix=False)
+    buffers = sum(int(m[k]) for m in models for k in ("arena_bytes", "input_bytes", "output_bytes"))
+    assert ram >= buffers + (sizing["outbox_len"] + sizing["cmd_queue_len"]) * payload
+    flash = c_agent.flash_estimate(models, logic)
+    assert flash >= sum(int(m["weights_bytes"]) for m in models)
+    if models:
+        bigger = [{**models[0], "arena_bytes": int(models[0]["arena_bytes"]) + 1000}, *models[1:]]
+        assert c_agent.static_ram_estimate(bigger, logic, sizing, posix=False) >= ram + 1000
+        heavier = [
+            {**models[0], "weights_bytes": int(models[0]["weights_bytes"]) + 1000},
+            *models[1:],
+        ]
+        assert c_agent.flash_estimate(heavier, logic) >= flash + 1000
